@@ -69,12 +69,20 @@ export class LocalSigner implements Signer {
       // 'wx': fail rather than overwrite a key another process just wrote.
       writeFileSync(path, pem, { mode: 0o600, flag: 'wx' });
     }
+    const signer = LocalSigner.fromFile(path, pem);
+    if (signer.keyType !== type) throw new CaKeyMismatchError(`CA key ${path} is ${signer.keyType}, not ${type}`);
+    return signer;
+  }
+
+  /** Loads an existing key file of any supported type (production `file:` keys). */
+  static fromFile(path: string, pem = readFileSync(path, 'utf8')): LocalSigner {
     const key = createPrivateKey(pem);
-    const actual = caKeyTypeOf(key);
-    if (actual !== type) {
-      throw new CaKeyMismatchError(`CA key ${path} is ${actual ?? 'of an unsupported type'}, not ${type}; use --ca-key-type ${actual ?? '…'} or another data dir`);
-    }
+    if (!caKeyTypeOf(key)) throw new CaKeyMismatchError(`CA key ${path} is not one of ${CA_KEY_TYPES.join(', ')}`);
     return new LocalSigner(key);
+  }
+
+  get keyType(): CaKeyType {
+    return caKeyTypeOf(this.privateKey)!;
   }
 
   publicKey(): SshPublicKey {

@@ -1,0 +1,123 @@
+// Makes an SSHCA-AWS4 token with the AWS SDK: the real STS client builds and
+// SigV4-signs GetCallerIdentity (so the whole credential chain, SSO and
+// endpoint handling come from the SDK), and we capture the signed request
+// instead of sending it.
+import { GetCallerIdentityCommand, STSClient, type STSClientConfig } from '@aws-sdk/client-sts';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
+import {
+  ALLOWED_SIGNED_HEADERS,
+  AUDIENCE_HEADER,
+  REQUEST_HEADER,
+  STS_ACCEPT,
+  STS_BODY,
+  STS_CONTENT_TYPE,
+  encodeIdentityToken,
+  requestBinding,
+  type IdentityToken,
+} from '../protocol/identity-token.js';
+import { ClientError } from './client-error.js';
+
+/** What the token will be bound to. */
+export interface TokenRequest {
+  readonly endpoint: string;
+  readonly audience: string;
+  readonly method: string;
+  readonly pathAndQuery: string;
+  readonly body: string;
+}
+
+interface SignedParts {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+}
+
+/** Thrown by our last middleware to stop the SDK from sending the request. */
+class Captured extends Error {
+  constructor(readonly parts: SignedParts) {
+    super('captured');
+  }
+}
+
+/** The region a token's credential scope must name for an STS endpoint URL. */
+export function stsRegionOf(endpoint: string): string {
+  const host = new URL(endpoint).hostname;
+  const m = /^sts(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/.exec(host);
+  // The global endpoint and the embedded default's /dev/sts both sign for us-east-1.
+  return m?.[1] ?? 'us-east-1';
+}
+
+/** Signs tokens with the AWS default credential chain (or given credentials). */
+export class IdentityTokenSigner {
+  constructor(private readonly options: { profile?: string; credentials?: STSClientConfig['credentials'] } = {}) {}
+
+  async sign(request: TokenRequest): Promise<string> {
+    const sts = new STSClient({
+      region: stsRegionOf(request.endpoint),
+      endpoint: request.endpoint,
+      credentials: this.options.credentials ?? fromNodeProviderChain(this.options.profile ? { profile: this.options.profile } : {}),
+      maxAttempts: 1,
+    });
+    // Before signing: exactly the header set DESIGN.md §2 names. The SDK also
+    // adds user-agent, invocation-id and content-length headers, which the
+    // server refuses to see signed (rule 4), so they go.
+    sts.middlewareStack.addRelativeTo(
+      (next: FinalizeHandler<object, MetadataBearer>) => async (args: FinalizeHandlerArguments<object>) => {
+        const http = args.request as { headers: Record<string, string> };
+        const host = http.headers.host;
+        for (const name of Object.keys(http.headers)) delete http.headers[name];
+        if (host !== undefined) http.headers.host = host;
+        http.headers['content-type'] = STS_CONTENT_TYPE;
+        http.headers.accept = STS_ACCEPT;
+        http.headers[AUDIENCE_HEADER] = request.audience;
+        http.headers[REQUEST_HEADER] = requestBinding(request.method, request.pathAndQuery, request.body);
+        return next(args);
+      },
+      { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'sshcaTokenHeaders' },
+    );
+    sts.middlewareStack.addRelativeTo(
+      () => async (args: FinalizeHandlerArguments<object>) => {
+        const http = args.request as { protocol: string; hostname: string; port?: number; path: string; headers: Record<string, string>; body: unknown };
+        if (http.body !== STS_BODY) throw new ClientError('CLIENT_INTERNAL', 'the AWS SDK built an unexpected STS body');
+        const port = http.port ? `:${http.port}` : '';
+        throw new Captured({ url: `${http.protocol}//${http.hostname}${port}${http.path}`, headers: { ...http.headers } });
+      },
+      { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'sshcaTokenCapture' },
+    );
+    try {
+      await sts.send(new GetCallerIdentityCommand({}));
+    } catch (err) {
+      if (err instanceof Captured) return encodeIdentityToken(tokenFrom(err.parts, request.endpoint));
+      throw credentialError(err, this.options.profile);
+    } finally {
+      sts.destroy();
+    }
+    throw new ClientError('CLIENT_INTERNAL', 'the AWS SDK sent the request instead of letting us capture it');
+  }
+}
+
+function tokenFrom(parts: SignedParts, endpoint: string): IdentityToken {
+  // The server rebuilds the request for `endpoint`; if the SDK signed for a
+  // different URL the token could never verify, so fail here with a clear error.
+  if (parts.url !== endpoint) throw new ClientError('CLIENT_INTERNAL', `the AWS SDK signed for ${parts.url}, not ${endpoint}`);
+  for (const name of Object.keys(parts.headers)) {
+    if (name !== 'authorization' && !ALLOWED_SIGNED_HEADERS.includes(name)) throw new ClientError('CLIENT_INTERNAL', `unexpected signed header ${name}`);
+  }
+  const { authorization, 'x-amz-date': amzDate, 'x-amz-security-token': securityToken } = parts.headers;
+  if (!authorization || !amzDate) throw new ClientError('CLIENT_INTERNAL', 'the AWS SDK did not sign the request');
+  return { v: 1, endpoint, amzDate, authorization, ...(securityToken ? { securityToken } : {}) };
+}
+
+/** Plain words for the credential chain's failures. */
+function credentialError(err: unknown, profile: string | undefined): ClientError {
+  const e = err as { name?: string; message?: string };
+  const message = e.message ?? String(err);
+  const p = profile ?? process.env.AWS_PROFILE;
+  if (/sso/i.test(message) && /expire|refresh|token/i.test(message)) {
+    return new ClientError('CLIENT_CREDENTIALS_EXPIRED', `your AWS SSO session has expired: run aws sso login${p ? ` --profile ${p}` : ''}`, { cause: err });
+  }
+  if (e.name === 'CredentialsProviderError' || /credential/i.test(message)) {
+    return new ClientError('CLIENT_NO_CREDENTIALS', `no usable AWS credentials${p ? ` for profile ${p}` : ''}: ${message}`, { cause: err });
+  }
+  return new ClientError('CLIENT_SIGNING_FAILED', `could not sign the identity request: ${message}`, { cause: err });
+}

@@ -1,0 +1,86 @@
+// The sshca HTTP API as the client uses it.
+import { ClientError } from './client-error.js';
+import type { IdentityTokenSigner } from './identity-token-signer.js';
+
+/** `GET /v1/ca` */
+export interface CaInfo {
+  readonly userCaKeys: readonly string[];
+  readonly hostCaKeys: readonly string[];
+  readonly audience: string;
+  readonly stsEndpoints: readonly string[];
+}
+
+/** `POST /v1/certs/user` → 201 */
+export interface UserCertificateResponse {
+  readonly certificate: string;
+  readonly serial: string;
+  readonly keyId: string;
+  readonly principals: readonly string[];
+  readonly validAfter: string;
+  readonly validBefore: string;
+}
+
+export interface UserCertificateBody {
+  readonly publicKey: string;
+  readonly principals?: readonly string[];
+  readonly ttlSeconds?: number;
+  readonly reason?: string;
+}
+
+const USER_CERT_PATH = '/v1/certs/user';
+
+/** Talks to one sshca server. */
+export class ServerApi {
+  private readonly base: string;
+
+  constructor(server: string, private readonly timeoutMs = 15_000) {
+    let url: URL;
+    try {
+      url = new URL(server);
+    } catch {
+      throw new ClientError('CLIENT_USAGE', `--server ${JSON.stringify(server)} is not a URL`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ClientError('CLIENT_USAGE', '--server must be an http(s) URL');
+    this.base = url.origin;
+  }
+
+  async caInfo(): Promise<CaInfo> {
+    return (await this.call('GET', '/v1/ca')) as CaInfo;
+  }
+
+  /** Requests a user certificate, signing a token bound to this exact body. */
+  async userCertificate(body: UserCertificateBody, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<UserCertificateResponse> {
+    const json = JSON.stringify(body);
+    const token = await signer.sign({ endpoint, audience: info.audience, method: 'POST', pathAndQuery: USER_CERT_PATH, body: json });
+    return (await this.call('POST', USER_CERT_PATH, json, token)) as UserCertificateResponse;
+  }
+
+  private async call(method: string, path: string, body?: string, token?: string): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}${path}`, {
+        method,
+        headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `SSHCA-AWS4 ${token}` } : {}) },
+        ...(body !== undefined ? { body } : {}),
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new ClientError('CLIENT_SERVER_UNREACHABLE', `cannot reach the sshca server at ${this.base} (${detail})`, { cause: err });
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new ClientError('CLIENT_BAD_RESPONSE', `the server at ${this.base} answered ${response.status} with something that is not JSON`);
+    }
+    if (!response.ok) {
+      const { code, message } = (parsed ?? {}) as { code?: string; message?: string };
+      throw new ClientError(typeof code === 'string' ? code : 'CLIENT_BAD_RESPONSE', typeof message === 'string' ? message : `server answered ${response.status}`);
+    }
+    return parsed;
+  }
+}

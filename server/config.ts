@@ -1,0 +1,129 @@
+// Reads and validates the server's configuration from argv and env. Called
+// once, by main.ts; everything else receives the frozen result.
+import { isAbsolute, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CA_KEY_TYPES, type CaKeyType } from './ca/local-signer.js';
+import { StsEndpointError, productionStsEndpoint, type StsEndpoint } from './identity/sts-endpoints.js';
+import { PRINCIPAL_PATTERN } from './policy/policy.js';
+
+/** Configuration is invalid; the message says what to fix. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+interface CommonConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+}
+
+/** `sshca-server --dev`: the embedded default, no AWS. */
+export interface DevConfig extends CommonConfig {
+  readonly mode: 'dev';
+  readonly dataDir: string;
+  readonly devUser: string;
+  readonly caKeyType: CaKeyType;
+}
+
+/** Production: real STS, CA key from a file until KMS keys land. */
+export interface ProductionConfig extends CommonConfig {
+  readonly mode: 'production';
+  readonly audience: string;
+  readonly stsEndpoints: readonly StsEndpoint[];
+  readonly accounts: readonly string[];
+  readonly caKeyPath: string;
+  readonly auditDbPath: string;
+  readonly stsTimeoutMs: number;
+}
+
+export type Config = DevConfig | ProductionConfig;
+
+export const USAGE = `usage: sshca-server [--dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]]
+production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_ACCOUNTS,
+SSHCA_CA_KEY (file:<path>), SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT, SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS`;
+
+function port(value: string, name: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new ConfigError(`${name} is required in production mode (or start with --dev)`);
+  return v;
+}
+
+/** Parses argv and env; `osUser` is the login name the dev user defaults to. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUser: string, cwd: string): Config {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      options: {
+        dev: { type: 'boolean' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'dev-user': { type: 'string' },
+        'ca-key-type': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const o = parsed.values;
+  const logLevel = env.SSHCA_LOG_LEVEL ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`SSHCA_LOG_LEVEL ${logLevel} is not a pino level`);
+  if (o.dev) {
+    // As root the OS name would ask for a `root` principal, which is never granted.
+    const devUser = o['dev-user'] ?? (osUser === 'root' ? 'developer' : osUser);
+    if (!PRINCIPAL_PATTERN.test(devUser) || devUser === 'root') {
+      throw new ConfigError(`--dev-user ${JSON.stringify(devUser)} must be 1–64 characters of [A-Za-z0-9._@-] and not root`);
+    }
+    const caKeyType = (o['ca-key-type'] ?? 'ed25519') as CaKeyType;
+    if (!CA_KEY_TYPES.includes(caKeyType)) throw new ConfigError(`--ca-key-type must be one of ${CA_KEY_TYPES.join(', ')}`);
+    return Object.freeze({
+      mode: 'dev',
+      host: o.host ?? '127.0.0.1',
+      port: port(o.port ?? '8080', '--port'),
+      dataDir: resolve(cwd, o['data-dir'] ?? '.sshca-dev'),
+      devUser,
+      caKeyType,
+      logLevel,
+    });
+  }
+  for (const flag of ['host', 'port', 'data-dir', 'dev-user', 'ca-key-type'] as const) {
+    if (o[flag] !== undefined) throw new ConfigError(`--${flag} applies only with --dev; production reads SSHCA_* variables`);
+  }
+  let stsEndpoints: StsEndpoint[];
+  try {
+    stsEndpoints = required(env, 'SSHCA_STS_ENDPOINTS').split(',').map((u) => productionStsEndpoint(u.trim()));
+  } catch (err) {
+    if (err instanceof StsEndpointError) throw new ConfigError(`SSHCA_STS_ENDPOINTS: ${err.message}`);
+    throw err;
+  }
+  const accounts = required(env, 'SSHCA_ACCOUNTS').split(',').map((a) => a.trim());
+  for (const a of accounts) if (!/^\d{12}$/.test(a)) throw new ConfigError(`SSHCA_ACCOUNTS: ${JSON.stringify(a)} is not a 12-digit AWS account id`);
+  const caKey = required(env, 'SSHCA_CA_KEY');
+  if (!caKey.startsWith('file:')) throw new ConfigError('SSHCA_CA_KEY must be file:<absolute path> (KMS keys are not supported yet)');
+  const caKeyPath = caKey.slice('file:'.length);
+  if (!isAbsolute(caKeyPath)) throw new ConfigError('SSHCA_CA_KEY file path must be absolute');
+  const auditDbPath = required(env, 'SSHCA_AUDIT_DB');
+  if (!isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
+  const timeout = env.SSHCA_STS_TIMEOUT_MS ?? '5000';
+  if (!/^\d{3,5}$/.test(timeout)) throw new ConfigError('SSHCA_STS_TIMEOUT_MS must be 100–99999');
+  return Object.freeze({
+    mode: 'production',
+    host: env.SSHCA_HOST ?? '127.0.0.1',
+    port: port(env.SSHCA_PORT ?? '8080', 'SSHCA_PORT'),
+    logLevel,
+    audience: required(env, 'SSHCA_AUDIENCE'),
+    stsEndpoints: Object.freeze(stsEndpoints),
+    accounts: Object.freeze(accounts),
+    caKeyPath,
+    auditDbPath,
+    stsTimeoutMs: Number(timeout),
+  });
+}

@@ -1,0 +1,113 @@
+// The composition root: the only place that reads the environment, opens
+// files and builds clients. Everything else receives what it needs.
+import { userInfo } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import { fingerprintOf } from '../protocol/ssh-public-key.js';
+import { buildApp } from './app.js';
+import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
+import { CertificateAuthority } from './ca/certificate-authority.js';
+import { LocalSigner } from './ca/local-signer.js';
+import { systemClock, type Clock } from './clock.js';
+import { ConfigError, USAGE, loadConfig, type Config } from './config.js';
+import { DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
+import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
+import { StsAuthenticator } from './identity/sts-authenticator.js';
+import { StsEndpointAllowlist } from './identity/sts-endpoints.js';
+import { fetchStsTransport } from './identity/sts-transport.js';
+import { SelfNamePolicy } from './policy/self-name-policy.js';
+
+/** A running server and what a caller needs to reach it. */
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  readonly userCaFingerprint: string;
+  /** Dev mode: the environment `sshca login` needs (credentials file, profile). */
+  readonly devLogin?: { readonly credentialsPath: string; readonly profile: string; readonly user: string };
+  close(): Promise<void>;
+}
+
+function baseUrl(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Builds every dependency from `config`, listens, and returns the server. */
+export async function startServer(config: Config, options: { clock?: Clock; logger?: boolean | object } = {}): Promise<RunningServer> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-amz-security-token"]'] };
+  const dev = config.mode === 'dev' ? prepareDevEnvironment(config.dataDir, config.devUser, config.caKeyType) : undefined;
+  const signer = config.mode === 'dev' ? LocalSigner.openOrCreate(dev!.caKeyPath, config.caKeyType) : LocalSigner.fromFile(config.caKeyPath);
+  const store = new SqliteAuditLog(dev ? dev.auditDbPath : (config as Extract<Config, { mode: 'production' }>).auditDbPath);
+  // Dev: the allowlist is filled once we know the port /dev/sts listens on.
+  const endpoints = new StsEndpointAllowlist(config.mode === 'production' ? config.stsEndpoints : []);
+  const audience = dev ? dev.audience : (config as Extract<Config, { mode: 'production' }>).audience;
+  const app = buildApp({
+    audience,
+    endpoints,
+    authenticator: new StsAuthenticator({
+      audience,
+      endpoints,
+      replayCache: store,
+      transport: fetchStsTransport({ timeoutMs: config.mode === 'production' ? config.stsTimeoutMs : 5000 }),
+      clock,
+    }),
+    policy: new SelfNamePolicy({ accounts: dev ? [dev.identity.account] : (config as Extract<Config, { mode: 'production' }>).accounts }),
+    userSigner: signer,
+    ca: new CertificateAuthority({ signer }),
+    audit: store,
+    clock,
+    ...(dev ? { devSts: dev.identity } : {}),
+    logger,
+  });
+  app.addHook('onClose', async () => store.close());
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = baseUrl(config.host, port);
+  if (dev) endpoints.replace([{ url: `${url}${DEV_STS_PATH}`, region: DEV_STS_REGION, partition: 'aws' }]);
+  return {
+    app,
+    url,
+    userCaFingerprint: fingerprintOf(signer.publicKey().blob),
+    ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: config.mode === 'dev' ? config.devUser : '' } } : {}),
+    close: () => app.close(),
+  };
+}
+
+/** `sshca-server` */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(argv, env, userInfo().username, process.cwd());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sshca-server: ${err.message}\n${USAGE}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (argv.includes('--help')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  let server: RunningServer;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    process.stderr.write(`sshca-server: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stderr.write(`sshca-server (${config.mode}) listening on ${server.url}\n`);
+  if (server.devLogin) {
+    process.stderr.write(
+      `embedded default: dev user ${server.devLogin.user}, user CA ${server.userCaFingerprint}\nlog in with:\n` +
+        `  AWS_SHARED_CREDENTIALS_FILE=${server.devLogin.credentialsPath} sshca login --server ${server.url} --profile ${server.devLogin.profile}\n`,
+    );
+  }
+  await new Promise<void>((resolveStop) => {
+    const stop = () => resolveStop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}

@@ -1,0 +1,54 @@
+// Who may get which principals, for how long (DESIGN.md §3, rules 9–10).
+import type { CallerIdentity } from '../identity/caller-identity.js';
+import { PolicyError } from '../errors.js';
+
+/** What the caller asked for (all optional: policy fills the defaults). */
+export interface CertificateRequest {
+  readonly principals?: readonly string[];
+  readonly ttlSeconds?: number;
+  readonly reason?: string;
+}
+
+/** What policy grants for one request. */
+export interface PolicyDecision {
+  readonly principals: readonly string[];
+  readonly ttlSeconds: number;
+  readonly extensions: Readonly<Record<string, string>>;
+  readonly criticalOptions: Readonly<Record<string, string>>;
+}
+
+/** Decides a request, or throws a PolicyError with a POLICY_* code. */
+export interface Policy {
+  decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision;
+}
+
+/** Rule 9: principals are 1–64 of [A-Za-z0-9._@-]; never empty, never a pattern. */
+export const PRINCIPAL_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
+
+export function assertValidPrincipal(principal: string): void {
+  if (!PRINCIPAL_PATTERN.test(principal)) {
+    throw new PolicyError('POLICY_PRINCIPAL_INVALID', `principal ${JSON.stringify(principal.slice(0, 80))} is not 1–64 characters of [A-Za-z0-9._@-]`);
+  }
+}
+
+/**
+ * Narrows the granted principals to those requested. Requesting nothing means
+ * all granted; requesting anything not granted is refused, never dropped,
+ * so the user learns they asked for something they may not have.
+ */
+export function selectPrincipals(granted: readonly string[], requested: readonly string[] | undefined): string[] {
+  if (requested === undefined) return [...granted];
+  const wanted = [...new Set(requested)];
+  for (const p of wanted) {
+    assertValidPrincipal(p);
+    if (!granted.includes(p)) throw new PolicyError('POLICY_PRINCIPAL_DENIED', `principal ${p} is not granted to this identity`);
+  }
+  return wanted;
+}
+
+/** TTL: the default when none is asked; above the cap is refused (not cut). */
+export function selectTtl(requested: number | undefined, defaultSeconds: number, maxSeconds: number): number {
+  const ttl = requested ?? defaultSeconds;
+  if (ttl > maxSeconds) throw new PolicyError('POLICY_TTL_EXCEEDED', `requested lifetime ${ttl}s exceeds the maximum ${maxSeconds}s`);
+  return ttl;
+}

@@ -1,0 +1,22 @@
+// Liveness and readiness.
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app.js';
+import { UnavailableError } from '../errors.js';
+
+export function registerHealthRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'audit'>): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Ready only when a certificate could be issued now: signer and store both answer.
+  app.get('/readyz', async () => {
+    try {
+      await deps.userSigner.ready();
+    } catch (cause) {
+      throw new UnavailableError('UNAVAILABLE_SIGNER', 'the CA signer is not ready', { cause });
+    }
+    try {
+      await deps.audit.ready();
+    } catch (cause) {
+      throw new UnavailableError('UNAVAILABLE_STORE', 'the audit store is not writable', { cause });
+    }
+    return { status: 'ready' };
+  });
+}

@@ -1,0 +1,135 @@
+// POST /v1/certs/user — the issuing pipeline, in protocol order:
+// authenticate → decide → build → sign → verify → record → respond.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { PublicKeyError, fingerprintOf, parsePublicKeyLine, type SshPublicKey } from '../../protocol/ssh-public-key.js';
+import type { AppDeps } from '../app.js';
+import { BACKDATE_SECONDS, keyIdFor, randomSerial, type CertificateTemplate } from '../ca/certificate-template.js';
+import { epochSeconds } from '../clock.js';
+import { RequestError, SshcaError, UnavailableError } from '../errors.js';
+import type { CallerIdentity } from '../identity/caller-identity.js';
+
+interface UserCertificateBody {
+  publicKey: string;
+  principals?: string[];
+  ttlSeconds?: number;
+  reason?: string;
+}
+
+/** Hard bounds on what may be asked at all; policy decides within them. */
+export const MAX_REQUESTABLE_TTL_SECONDS = 7 * 24 * 3600;
+
+const bodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['publicKey'],
+  properties: {
+    publicKey: { type: 'string', minLength: 1, maxLength: 8192 },
+    principals: { type: 'array', minItems: 1, maxItems: 32, items: { type: 'string', minLength: 1, maxLength: 256 } },
+    ttlSeconds: { type: 'integer', minimum: 60, maximum: MAX_REQUESTABLE_TTL_SECONDS },
+    reason: { type: 'string', minLength: 1, maxLength: 512 },
+  },
+} as const;
+
+/** All Authorization header values as received (Node keeps only the first). */
+function authorizationHeaders(request: FastifyRequest): string[] {
+  const raw = request.raw.rawHeaders;
+  const values: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') values.push(raw[i + 1]!);
+  return values;
+}
+
+function parseUserKey(line: string): SshPublicKey {
+  try {
+    return parsePublicKeyLine(line);
+  } catch (err) {
+    if (err instanceof PublicKeyError) {
+      throw new RequestError(err.kind === 'unsupported' ? 'REQUEST_KEY_UNSUPPORTED' : 'REQUEST_KEY_INVALID', err.message, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps): void {
+  app.post<{ Body: UserCertificateBody }>('/v1/certs/user', { schema: { body: bodySchema } }, async (request, reply) => {
+    let identity: CallerIdentity | undefined;
+    try {
+      identity = await deps.authenticator.authenticate({
+        authorization: authorizationHeaders(request),
+        method: request.method,
+        pathAndQuery: request.url,
+        body: request.rawBody ?? Buffer.alloc(0),
+      });
+      const body = request.body;
+      const publicKey = parseUserKey(body.publicKey);
+      const decision = deps.policy.decide(identity, {
+        ...(body.principals ? { principals: body.principals } : {}),
+        ...(body.ttlSeconds !== undefined ? { ttlSeconds: body.ttlSeconds } : {}),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+      });
+      const now = epochSeconds(deps.clock);
+      const serial = randomSerial();
+      const template: CertificateTemplate = {
+        kind: 'user',
+        publicKey,
+        serial,
+        keyId: keyIdFor(identity.arn, serial),
+        principals: decision.principals,
+        validAfter: now - BACKDATE_SECONDS,
+        validBefore: now + decision.ttlSeconds,
+        criticalOptions: decision.criticalOptions,
+        extensions: decision.extensions,
+      };
+      const issued = await deps.ca.issue(template);
+      try {
+        // Rule 13: committed before the response; no record, no certificate.
+        await deps.audit.recordIssued({
+          requestId: request.id,
+          at: deps.clock.now(),
+          serial,
+          keyId: template.keyId,
+          certificateType: 'user',
+          principals: template.principals,
+          validAfter: template.validAfter,
+          validBefore: template.validBefore,
+          callerArn: identity.arn,
+          accountId: identity.accountId,
+          sourceIp: request.ip,
+          publicKeyFingerprint: fingerprintOf(publicKey.blob),
+          certificateFingerprint: issued.fingerprint,
+          caFingerprint: issued.caFingerprint,
+          ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        });
+      } catch (cause) {
+        throw new UnavailableError('UNAVAILABLE_STORE', 'the audit store is unavailable; no certificate was issued', { cause, retryAfterSeconds: 5 });
+      }
+      request.log.info({ serial: serial.toString(), caller: identity.arn, principals: template.principals }, 'certificate issued');
+      return reply.code(201).send({
+        certificate: issued.line,
+        serial: serial.toString(),
+        keyId: template.keyId,
+        principals: template.principals,
+        validAfter: new Date(template.validAfter * 1000).toISOString(),
+        validBefore: new Date(template.validBefore * 1000).toISOString(),
+      });
+    } catch (err) {
+      await recordRefusal(deps, request, err, identity);
+      throw err;
+    }
+  });
+}
+
+/** Best effort: a refusal that cannot be recorded is still a refusal (and is logged). */
+async function recordRefusal(deps: AppDeps, request: FastifyRequest, err: unknown, identity: CallerIdentity | undefined): Promise<void> {
+  const code = err instanceof SshcaError ? err.code : 'INTERNAL_ERROR';
+  try {
+    await deps.audit.recordRefusal({
+      requestId: request.id,
+      at: deps.clock.now(),
+      code,
+      sourceIp: request.ip,
+      ...(identity ? { callerArn: identity.arn } : {}),
+    });
+  } catch (recordErr) {
+    request.log.error({ err: recordErr, code }, 'refusal could not be recorded');
+  }
+}
