@@ -13,6 +13,8 @@ export interface CertificateInfo {
   readonly validAfter: number;
   readonly validBefore: number;
   readonly caFingerprint: string;
+  /** The signature blob (`string alg, string sig`). */
+  readonly signature: Buffer;
 }
 
 /** Number of key fields after the type name, per certificate type. */
@@ -43,7 +45,7 @@ export function readCertificate(line: string): CertificateInfo {
   r.string(); // extensions
   r.string(); // reserved
   const caKey = r.string();
-  r.string(); // signature
+  const signature = r.string();
   r.end();
-  return { type, serial, keyId, principals, validAfter, validBefore, caFingerprint: fingerprintOf(caKey) };
+  return { type, serial, keyId, principals, validAfter, validBefore, caFingerprint: fingerprintOf(caKey), signature };
 }

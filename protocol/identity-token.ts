@@ -36,6 +36,7 @@ export interface IdentityToken {
 
 /** Why a token could not be decoded; the server maps all of these to one 401. */
 export class TokenFormatError extends Error {
+  readonly code = 'TOKEN_MALFORMED';
   constructor(readonly reason: string) {
     super(`identity token malformed: ${reason}`);
   }

@@ -24,6 +24,10 @@ export const MAX_RSA_BITS = 16384;
 
 /** Why a public key was refused: `unsupported` for a type we never accept, `invalid` otherwise. */
 export class PublicKeyError extends Error {
+  get code(): string {
+    return this.kind === 'unsupported' ? 'PUBLIC_KEY_UNSUPPORTED' : 'PUBLIC_KEY_INVALID';
+  }
+
   constructor(
     readonly kind: 'invalid' | 'unsupported',
     message: string,

@@ -18,6 +18,7 @@ export interface SigV4Authorization {
 
 /** The Authorization value is not exactly the SigV4 form. */
 export class SigV4FormatError extends Error {
+  readonly code = 'SIGV4_MALFORMED';
   constructor(readonly reason: string) {
     super(`SigV4 authorization malformed: ${reason}`);
   }

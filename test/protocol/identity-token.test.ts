@@ -1,0 +1,41 @@
+import t from 'tap';
+import { decodeIdentityToken, encodeIdentityToken, parseFlatJsonObject, requestBinding, sha256Hex } from '../../protocol/identity-token.js';
+
+const good = { v: 1 as const, endpoint: 'https://sts.eu-west-1.amazonaws.com/', amzDate: '20261122T101500Z', authorization: 'AWS4-HMAC-SHA256 x' };
+const header = (json: string) => `SSHCA-AWS4 ${Buffer.from(json).toString('base64url')}`;
+
+t.test('round trip', async (t) => {
+  t.same(decodeIdentityToken(`SSHCA-AWS4 ${encodeIdentityToken(good)}`), good);
+  const withToken = { ...good, securityToken: 'IQo…' };
+  t.same(decodeIdentityToken(`SSHCA-AWS4 ${encodeIdentityToken(withToken)}`), withToken);
+});
+
+t.test('refuses every malformed shape', async (t) => {
+  const bad: Record<string, string> = {
+    'wrong scheme': `Bearer ${encodeIdentityToken(good)}`,
+    'padding / non-base64url': `SSHCA-AWS4 ${Buffer.from(JSON.stringify(good)).toString('base64')}==`,
+    'duplicate key (JSON.parse would keep the last)': header('{"v":1,"endpoint":"https://sts.amazonaws.com/","endpoint":"https://evil/","amzDate":"x","authorization":"y"}'),
+    'unknown field': header(JSON.stringify({ ...good, host: 'evil' })),
+    'wrong version': header(JSON.stringify({ ...good, v: 2 })),
+    'number as string': header(JSON.stringify({ ...good, v: '1' })),
+    'missing authorization': header(JSON.stringify({ v: 1, endpoint: good.endpoint, amzDate: good.amzDate })),
+    'nested value': header('{"v":1,"endpoint":{"a":1},"amzDate":"x","authorization":"y"}'),
+    'trailing data': header(`${JSON.stringify(good)}x`),
+    'empty security token': header(JSON.stringify({ ...good, securityToken: '' })),
+    'too long': `SSHCA-AWS4 ${'A'.repeat(20000)}`,
+  };
+  for (const [name, value] of Object.entries(bad)) t.throws(() => decodeIdentityToken(value), { code: 'TOKEN_MALFORMED' }, name);
+});
+
+t.test('flat JSON parser decodes escapes like JSON.parse', async (t) => {
+  const text = '{ "a" : "x\\"y\\u0041", "b": -12 }';
+  t.same(Object.fromEntries(parseFlatJsonObject(text)), JSON.parse(text));
+});
+
+t.test('request binding covers method, path and body', async (t) => {
+  const base = requestBinding('POST', '/v1/certs/user', '{"a":1}');
+  t.equal(base, sha256Hex(`POST\n/v1/certs/user\n${sha256Hex('{"a":1}')}`));
+  t.not(requestBinding('POST', '/v1/certs/user', '{"a":2}'), base);
+  t.not(requestBinding('POST', '/v1/certs/host', '{"a":1}'), base);
+  t.not(requestBinding('PUT', '/v1/certs/user', '{"a":1}'), base);
+});
