@@ -91,7 +91,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
   } catch (err) {
     if (err instanceof ClientError) {
-      io.stderr(`sshca: ${err.message}${err.code.startsWith('CLIENT_') ? '' : ` [${err.code}]`}\n`);
+      io.stderr(`sshca: ${err.message} [${err.code}]\n`);
       if (err.code === 'CLIENT_USAGE') io.stderr(`${USAGE}\n`);
       return err.exitCode;
     }

@@ -52,7 +52,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     request.rawBody = body as Buffer;
-    parseJson(request, (body as Buffer).toString('utf8'), done);
+    void parseJson(request, (body as Buffer).toString('utf8'), done);
   });
 
   app.setErrorHandler((error, request, reply) => {

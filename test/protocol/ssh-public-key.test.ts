@@ -2,11 +2,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import t from 'tap';
 import { fingerprintOf, parsePublicKeyLine, publicKeyFromKeyObject } from '../../protocol/ssh-public-key.js';
 import { SshWriter, encodeMpintMagnitude } from '../../protocol/ssh-wire.js';
-import { USER_KEY_TYPES, generateUserKey, requireOpenSsh } from '../fixtures/openssh.js';
+import { USER_KEY_TYPES, generateUserKey, needsOpenSsh } from '../fixtures/openssh.js';
 import { execFileSync } from 'node:child_process';
 
-t.test('parses every accepted ssh-keygen key type; fingerprints agree with ssh-keygen', async (t) => {
-  if (!requireOpenSsh(t)) return;
+t.test('parses every accepted ssh-keygen key type; fingerprints agree with ssh-keygen', needsOpenSsh, async (t) => {
   const dir = t.testdir();
   for (const type of USER_KEY_TYPES) {
     const { path, line } = generateUserKey(dir, type);

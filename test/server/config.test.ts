@@ -1,0 +1,70 @@
+// Configuration is validated before anything listens.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadConfig } from '../../server/config.js';
+import { productionStsEndpoint } from '../../server/identity/sts-endpoints.js';
+
+const prodEnv = {
+  SSHCA_AUDIENCE: 'https://sshca.example.com',
+  SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/,https://sts.amazonaws.com/',
+  SSHCA_ACCOUNTS: '123456789012',
+  SSHCA_CA_KEY: 'file:/etc/sshca/user-ca.pem',
+  SSHCA_AUDIT_DB: '/var/lib/sshca/audit.db',
+};
+
+t.test('dev defaults', async (t) => {
+  const c = loadConfig(['--dev'], {}, 'root', '/srv');
+  t.match(c, { mode: 'dev', host: '127.0.0.1', port: 8080, dataDir: '/srv/.sshca-dev', devUser: 'developer', caKeyType: 'ed25519' });
+  t.ok(Object.isFrozen(c));
+  t.equal((loadConfig(['--dev'], {}, 'erin', '/srv') as { devUser: string }).devUser, 'erin');
+});
+
+t.test('production config parses endpoints with their regions', async (t) => {
+  const c = loadConfig([], prodEnv, 'sshca', '/');
+  t.equal(c.mode, 'production');
+  if (c.mode !== 'production') return;
+  t.same(c.stsEndpoints.map((e) => e.region), ['eu-west-1', 'us-east-1']);
+});
+
+t.test('bad configuration is refused with CONFIG_INVALID', async (t) => {
+  const bad: Array<[string, string[], Record<string, string>]> = [
+    ['unknown flag', ['--dev', '--bogus'], {}],
+    ['port not a number', ['--dev', '--port', 'http'], {}],
+    ['port too large', ['--dev', '--port', '70000'], {}],
+    ['dev user root', ['--dev', '--dev-user', 'root'], {}],
+    ['dev user with a space', ['--dev', '--dev-user', 'a b'], {}],
+    ['unknown CA key type', ['--dev', '--ca-key-type', 'dsa'], {}],
+    ['dev flag without --dev', ['--port', '1'], prodEnv],
+    ['production without settings', [], {}],
+    ['endpoint with a port', [], { ...prodEnv, SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com:443/' }],
+    ['endpoint look-alike', [], { ...prodEnv, SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com.evil.example/' }],
+    ['account not 12 digits', [], { ...prodEnv, SSHCA_ACCOUNTS: '1234' }],
+    ['relative CA key path', [], { ...prodEnv, SSHCA_CA_KEY: 'file:ca.pem' }],
+    ['kms key (not yet supported)', [], { ...prodEnv, SSHCA_CA_KEY: 'kms:arn:aws:kms:eu-west-1:123456789012:key/x' }],
+    ['bad log level', ['--dev'], { SSHCA_LOG_LEVEL: 'loud' }],
+  ];
+  for (const [name, argv, env] of bad) t.throws(() => loadConfig(argv, env, 'u', '/'), { code: 'CONFIG_INVALID' }, name);
+});
+
+t.test('STS endpoint allowlist entries: exact production forms only (rule 2)', async (t) => {
+  const good: Array<[string, string, string]> = [
+    ['https://sts.amazonaws.com/', 'us-east-1', 'aws'],
+    ['https://sts.ap-southeast-2.amazonaws.com/', 'ap-southeast-2', 'aws'],
+    ['https://sts-fips.us-west-2.amazonaws.com/', 'us-west-2', 'aws'],
+    ['https://sts.us-gov-west-1.amazonaws.com/', 'us-gov-west-1', 'aws-us-gov'],
+    ['https://sts.cn-north-1.amazonaws.com.cn/', 'cn-north-1', 'aws-cn'],
+  ];
+  for (const [url, region, partition] of good) t.match(productionStsEndpoint(url), { url, region, partition }, url);
+  const bad = ['http://sts.amazonaws.com/', 'https://sts.amazonaws.com', 'https://STS.amazonaws.com/', 'https://sts.amazonaws.com./', 'https://u@sts.amazonaws.com/',
+    'https://sts.amazonaws.com/x', 'https://52.94.0.1/', 'https://sts-fips.eu-west-1.amazonaws.com/', 'https://sts.evil-1.amazonaws.com.cn/'];
+  for (const url of bad) t.throws(() => productionStsEndpoint(url), { code: 'CONFIG_STS_ENDPOINT' }, url);
+});
+
+t.test('sshca-server exits 1 with a message before listening on bad config', async (t) => {
+  const bin = join(import.meta.dirname, '..', '..', 'dist', 'server', 'bin', 'sshca-server.js');
+  const r = spawnSync(process.execPath, [bin, '--dev', '--port', 'nope'], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /--port/);
+  t.notMatch(r.stderr, /listening/);
+});
