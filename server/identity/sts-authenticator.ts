@@ -94,6 +94,11 @@ export class StsAuthenticator implements Authenticator {
     if (auth.accessKeyId.startsWith('ASIA') && token.securityToken === undefined) {
       throw new AuthnError('AUTHN_SECURITY_TOKEN', 'temporary credentials need a security token');
     }
+    // Session tokens are base64. Anything else (CR/LF above all) would become
+    // a header we send to STS: refuse it here as the 401 it is.
+    if (token.securityToken !== undefined && !/^[A-Za-z0-9+/=]{1,8192}$/.test(token.securityToken)) {
+      throw new AuthnError('AUTHN_SECURITY_TOKEN', 'security token is not base64');
+    }
     const seen = new Set<string>();
     for (const name of auth.signedHeaders) {
       const lower = name.toLowerCase();

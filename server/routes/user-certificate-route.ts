@@ -83,8 +83,7 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
       try {
         // Rule 13: committed before the response; no record, no certificate.
         await deps.audit.recordIssued({
-          requestId: request.id,
-          at: deps.clock.now(),
+          ...auditContext(deps, request),
           serial,
           keyId: template.keyId,
           certificateType: 'user',
@@ -93,7 +92,6 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
           validBefore: template.validBefore,
           callerArn: identity.arn,
           accountId: identity.accountId,
-          sourceIp: request.ip,
           publicKeyFingerprint: fingerprintOf(publicKey.blob),
           certificateFingerprint: issued.fingerprint,
           caFingerprint: issued.caFingerprint,
@@ -118,15 +116,18 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
   });
 }
 
+/** What every audit record says about the request it came from. */
+function auditContext(deps: AppDeps, request: FastifyRequest): { requestId: string; at: Date; sourceIp: string } {
+  return { requestId: request.id, at: deps.clock.now(), sourceIp: request.ip };
+}
+
 /** Best effort: a refusal that cannot be recorded is still a refusal (and is logged). */
 async function recordRefusal(deps: AppDeps, request: FastifyRequest, err: unknown, identity: CallerIdentity | undefined): Promise<void> {
   const code = err instanceof SshcaError ? err.code : 'INTERNAL_ERROR';
   try {
     await deps.audit.recordRefusal({
-      requestId: request.id,
-      at: deps.clock.now(),
+      ...auditContext(deps, request),
       code,
-      sourceIp: request.ip,
       ...(identity ? { callerArn: identity.arn } : {}),
     });
   } catch (recordErr) {

@@ -88,6 +88,7 @@ t.test('token-level attacks are refused before any STS call (rules 2, 3, 4)', as
     ['scope date differs from x-amz-date', 'AUTHN_CREDENTIAL_SCOPE', (k) => tamper(k, (x) => ({ amzDate: `${Number(x.amzDate.slice(0, 8)) - 1}${x.amzDate.slice(8)}` }))],
     ['access key of another form', 'AUTHN_ACCESS_KEY', (k) => withAuthorization(k, (v) => v.replace(/Credential=AKIA/, 'Credential=ABIA'))],
     ['temporary key without security token', 'AUTHN_SECURITY_TOKEN', (k) => withAuthorization(k, (v) => v.replace(/Credential=AKIA/, 'Credential=ASIA'))],
+    ['security token with a CR/LF header injection', 'AUTHN_SECURITY_TOKEN', (k) => tamper(k, () => ({ securityToken: 'abc\r\nx-amz-target: evil' }))],
     ['security token not signed', 'AUTHN_SIGNED_HEADERS', (k) => tamper(k, () => ({ securityToken: 'FwoGZXIvYXdzE' }))],
     ['extra signed header', 'AUTHN_SIGNED_HEADERS', (k) => withAuthorization(k, (v) => v.replace('SignedHeaders=', 'SignedHeaders=x-forwarded-host;'))],
     ['duplicate signed header', 'AUTHN_SIGNED_HEADERS', (k) => withAuthorization(k, (v) => v.replace('SignedHeaders=', 'SignedHeaders=host;'))],
