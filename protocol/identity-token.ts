@@ -3,6 +3,7 @@
 // itself. Client encodes, server decodes; both use the constants here so the
 // signed request is the same bytes on both sides.
 import { createHash } from 'node:crypto';
+import { StrictJsonError, isPlainObject, parseJsonStrict } from './strict-json.js';
 
 export const TOKEN_SCHEME = 'SSHCA-AWS4';
 /** Largest encoded token accepted (SSO session tokens are ~1–3 KiB). */
@@ -75,14 +76,21 @@ export function decodeIdentityToken(headerValue: string): IdentityToken {
   const encoded = headerValue.slice(prefix.length);
   // base64url without padding only: one spelling per token.
   if (!/^[A-Za-z0-9_-]+$/.test(encoded)) throw new TokenFormatError('encoding');
-  const json = Buffer.from(encoded, 'base64url').toString('utf8');
-  const fields = parseFlatJsonObject(json);
-  for (const [name, value] of fields) {
+  let parsed: unknown;
+  try {
+    // Duplicate keys refused (rule 4): no two readings of one token.
+    parsed = parseJsonStrict(Buffer.from(encoded, 'base64url').toString('utf8'));
+  } catch (err) {
+    if (err instanceof StrictJsonError) throw new TokenFormatError(err.message);
+    throw err;
+  }
+  if (!isPlainObject(parsed)) throw new TokenFormatError('not an object');
+  for (const [name, value] of Object.entries(parsed)) {
     const kind = FIELDS[name];
     if (kind === undefined) throw new TokenFormatError(`unknown field ${name}`);
     if (typeof value !== kind) throw new TokenFormatError(`field ${name} type`);
   }
-  const get = (name: string): unknown => fields.get(name);
+  const get = (name: string): unknown => parsed[name];
   if (get('v') !== 1) throw new TokenFormatError('version');
   for (const name of ['endpoint', 'amzDate', 'authorization']) {
     if (typeof get(name) !== 'string' || (get(name) as string).length === 0) throw new TokenFormatError(`missing ${name}`);
@@ -96,56 +104,4 @@ export function decodeIdentityToken(headerValue: string): IdentityToken {
     authorization: get('authorization') as string,
     ...(securityToken !== undefined ? { securityToken } : {}),
   };
-}
-
-const WS = /[ \t\r\n]*/y;
-const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
-const JSON_INTEGER = /-?(?:0|[1-9][0-9]{0,8})(?![0-9.eE])/y;
-
-/**
- * Parses a JSON object whose values are strings or small integers, refusing
- * duplicate keys. JSON.parse silently keeps the last duplicate, which lets
- * two parsers disagree about what a token says (rule 4: no duplicates).
- */
-export function parseFlatJsonObject(text: string): Map<string, string | number> {
-  let pos = 0;
-  const take = (re: RegExp): string | undefined => {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) return undefined;
-    pos = re.lastIndex;
-    return m[0];
-  };
-  const expect = (ch: string): void => {
-    take(WS);
-    if (text[pos] !== ch) throw new TokenFormatError(`expected ${ch}`);
-    pos++;
-  };
-  const out = new Map<string, string | number>();
-  expect('{');
-  take(WS);
-  if (text[pos] === '}') throw new TokenFormatError('empty object');
-  for (;;) {
-    take(WS);
-    const keyLiteral = take(JSON_STRING);
-    if (keyLiteral === undefined) throw new TokenFormatError('key');
-    const key = JSON.parse(keyLiteral) as string;
-    if (out.has(key)) throw new TokenFormatError(`duplicate field ${key}`);
-    expect(':');
-    take(WS);
-    const str = take(JSON_STRING);
-    const value = str !== undefined ? (JSON.parse(str) as string) : take(JSON_INTEGER);
-    if (value === undefined) throw new TokenFormatError(`value of ${key}`);
-    out.set(key, str !== undefined ? value : Number(value));
-    take(WS);
-    if (text[pos] === ',') {
-      pos++;
-      continue;
-    }
-    expect('}');
-    break;
-  }
-  take(WS);
-  if (pos !== text.length) throw new TokenFormatError('trailing data');
-  return out;
 }

@@ -34,17 +34,32 @@ export interface ProductionConfig extends CommonConfig {
   readonly caKeyPath: string;
   readonly auditDbPath: string;
   readonly stsTimeoutMs: number;
+  readonly stsConnectTimeoutMs: number;
+  /** Role ARNs whose trust policy pins sts:RoleSessionName. */
+  readonly trustedSessionRoles: readonly string[];
+  readonly allowFederatedUsers: boolean;
 }
 
 export type Config = DevConfig | ProductionConfig;
 
 export const USAGE = `usage: sshca-server [--dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]]
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_ACCOUNTS,
-SSHCA_CA_KEY (file:<path>), SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT, SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS`;
+SSHCA_CA_KEY (file:<path>), SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT, SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS,
+SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES, SSHCA_ALLOW_FEDERATED_USERS (see docs/identity.md)`;
 
 function port(value: string, name: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
   return Number(value);
+}
+
+function milliseconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const v = env[name] ?? String(fallback);
+  if (!/^\d{3,5}$/.test(v)) throw new ConfigError(`${name} must be 100–99999 milliseconds`);
+  return Number(v);
+}
+
+function list(env: NodeJS.ProcessEnv, name: string): string[] {
+  return (env[name] ?? '').split(',').map((v) => v.trim()).filter((v) => v !== '');
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -104,7 +119,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     if (err instanceof StsEndpointError) throw new ConfigError(`SSHCA_STS_ENDPOINTS: ${err.message}`);
     throw err;
   }
-  const accounts = required(env, 'SSHCA_ACCOUNTS').split(',').map((a) => a.trim());
+  const accounts = list(env, 'SSHCA_ACCOUNTS');
+  if (accounts.length === 0) throw new ConfigError('SSHCA_ACCOUNTS is required in production mode (or start with --dev)');
   for (const a of accounts) if (!/^\d{12}$/.test(a)) throw new ConfigError(`SSHCA_ACCOUNTS: ${JSON.stringify(a)} is not a 12-digit AWS account id`);
   const caKey = required(env, 'SSHCA_CA_KEY');
   if (!caKey.startsWith('file:')) throw new ConfigError('SSHCA_CA_KEY must be file:<absolute path> (KMS keys are not supported yet)');
@@ -112,8 +128,18 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   if (!isAbsolute(caKeyPath)) throw new ConfigError('SSHCA_CA_KEY file path must be absolute');
   const auditDbPath = required(env, 'SSHCA_AUDIT_DB');
   if (!isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
-  const timeout = env.SSHCA_STS_TIMEOUT_MS ?? '5000';
-  if (!/^\d{3,5}$/.test(timeout)) throw new ConfigError('SSHCA_STS_TIMEOUT_MS must be 100–99999');
+  const stsTimeoutMs = milliseconds(env, 'SSHCA_STS_TIMEOUT_MS', 5000);
+  const stsConnectTimeoutMs = milliseconds(env, 'SSHCA_STS_CONNECT_TIMEOUT_MS', 2000);
+  if (stsConnectTimeoutMs > stsTimeoutMs) throw new ConfigError('SSHCA_STS_CONNECT_TIMEOUT_MS must not exceed SSHCA_STS_TIMEOUT_MS');
+  const trustedSessionRoles = list(env, 'SSHCA_TRUSTED_SESSION_ROLES');
+  for (const r of trustedSessionRoles) {
+    // The canonical form STS-derived role ARNs take: no path (STS does not report it).
+    if (!/^arn:(aws|aws-us-gov|aws-cn):iam::\d{12}:role\/[\w+=,.@-]{1,64}$/.test(r)) {
+      throw new ConfigError(`SSHCA_TRUSTED_SESSION_ROLES: ${JSON.stringify(r)} is not arn:<partition>:iam::<account>:role/<name> (without a path)`);
+    }
+  }
+  const federated = env.SSHCA_ALLOW_FEDERATED_USERS ?? 'false';
+  if (federated !== 'true' && federated !== 'false') throw new ConfigError('SSHCA_ALLOW_FEDERATED_USERS must be true or false');
   return Object.freeze({
     mode: 'production',
     host: env.SSHCA_HOST ?? '127.0.0.1',
@@ -124,6 +150,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     accounts: Object.freeze(accounts),
     caKeyPath,
     auditDbPath,
-    stsTimeoutMs: Number(timeout),
+    stsTimeoutMs,
+    stsConnectTimeoutMs,
+    trustedSessionRoles: Object.freeze(trustedSessionRoles),
+    allowFederatedUsers: federated === 'true',
   });
 }

@@ -8,12 +8,12 @@ import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
 import { LocalSigner } from './ca/local-signer.js';
 import { systemClock, type Clock } from './clock.js';
-import { ConfigError, USAGE, loadConfig, type Config } from './config.js';
+import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './config.js';
 import { DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
 import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
 import { StsAuthenticator } from './identity/sts-authenticator.js';
 import { StsEndpointAllowlist } from './identity/sts-endpoints.js';
-import { fetchStsTransport } from './identity/sts-transport.js';
+import { undiciStsTransport } from './identity/sts-transport.js';
 import { SelfNamePolicy } from './policy/self-name-policy.js';
 
 /** A running server and what a caller needs to reach it. */
@@ -35,22 +35,26 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-amz-security-token"]'] };
   const dev = config.mode === 'dev' ? prepareDevEnvironment(config.dataDir, config.devUser, config.caKeyType) : undefined;
-  const signer = config.mode === 'dev' ? LocalSigner.openOrCreate(dev!.caKeyPath, config.caKeyType) : LocalSigner.fromFile(config.caKeyPath);
-  const store = new SqliteAuditLog(dev ? dev.auditDbPath : (config as Extract<Config, { mode: 'production' }>).auditDbPath);
+  const prod = config.mode === 'production' ? config : undefined;
+  const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : LocalSigner.fromFile(prod!.caKeyPath);
+  const store = new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath);
   // Dev: the allowlist is filled once we know the port /dev/sts listens on.
-  const endpoints = new StsEndpointAllowlist(config.mode === 'production' ? config.stsEndpoints : []);
-  const audience = dev ? dev.audience : (config as Extract<Config, { mode: 'production' }>).audience;
+  const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
+  const audience = dev ? dev.audience : prod!.audience;
+  const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
   const app = buildApp({
     audience,
     endpoints,
     authenticator: new StsAuthenticator({
       audience,
       endpoints,
+      accounts: new Set(dev ? [dev.identity.account] : prod!.accounts),
+      identityRules: { trustedSessionRoles: new Set(prod?.trustedSessionRoles ?? []), allowFederatedUsers: prod?.allowFederatedUsers ?? false },
       replayCache: store,
-      transport: fetchStsTransport({ timeoutMs: config.mode === 'production' ? config.stsTimeoutMs : 5000 }),
+      transport,
       clock,
     }),
-    policy: new SelfNamePolicy({ accounts: dev ? [dev.identity.account] : (config as Extract<Config, { mode: 'production' }>).accounts }),
+    policy: new SelfNamePolicy({}),
     userSigner: signer,
     ca: new CertificateAuthority({ signer }),
     audit: store,
@@ -58,7 +62,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(dev ? { devSts: dev.identity } : {}),
     logger,
   });
-  app.addHook('onClose', async () => store.close());
+  app.addHook('onClose', async () => {
+    await transport.close();
+    await store.close();
+  });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -68,7 +75,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     app,
     url,
     userCaFingerprint: fingerprintOf(signer.publicKey().blob),
-    ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: config.mode === 'dev' ? config.devUser : '' } } : {}),
+    ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close: () => app.close(),
   };
 }

@@ -1,4 +1,6 @@
-// Who STS says the caller is, parsed from GetCallerIdentity's answer.
+// Who STS says the caller is, parsed from GetCallerIdentity's answer
+// (rule 7). Everything here comes from STS, but is still parsed as if it
+// were hostile: a lenient parse is how look-alike names get through.
 import { AuthnError } from '../errors.js';
 
 export type Partition = 'aws' | 'aws-us-gov' | 'aws-cn';
@@ -10,40 +12,87 @@ export interface CallerIdentity {
   readonly accountId: string;
   /** AIDA… for users, AROA…:session for roles: stable across renames. */
   readonly userId: string;
-  readonly kind: 'iam-user' | 'assumed-role';
-  /** IAM user name, or role name for assumed roles. */
+  readonly kind: 'iam-user' | 'assumed-role' | 'federated-user';
+  /** IAM user name, role name, or federated user name. */
   readonly name: string;
-  /** Assumed roles only. Attacker-chosen unless the role pins it (rule 7). */
+  /** Assumed roles: `arn:<partition>:iam::<account>:role/<name>` (the path is not in the ARN STS returns). */
+  readonly roleArn?: string;
+  /** Assumed roles and federated users: the session name. */
   readonly sessionName?: string;
+  /** IAM Identity Center sessions: the permission set name. */
+  readonly ssoPermissionSet?: string;
+  /**
+   * Whether sessionName names the person. True for Identity Center roles
+   * (AWS sets it to the user name) and roles the operator says pin
+   * `sts:RoleSessionName`; otherwise whoever assumed the role chose it.
+   */
+  readonly sessionTrusted: boolean;
+}
+
+/** What the operator configured about identities. */
+export interface IdentityRules {
+  /** Role ARNs (`arn:…:iam::…:role/NAME`) whose trust policy pins the session name. */
+  readonly trustedSessionRoles: ReadonlySet<string>;
+  /** Federated (GetFederationToken) users are refused unless this is set. */
+  readonly allowFederatedUsers: boolean;
 }
 
 const NAME = /^[\w+=,.@-]{1,128}$/;
-
+const SESSION = /^[\w+=,.@-]{2,64}$/;
 /**
- * Parses the STS answer. Anything that is not an IAM user or an assumed role
- * is refused: root must never get a certificate, and federated users are off
- * until policy can express them (rule 7).
+ * `AWSReservedSSO_<permission set>_<16 hex>`, anchored at both ends. The set
+ * name may itself contain `_`, so the hex suffix is what delimits it:
+ * `AWSReservedSSO_Admin_Prod_0123…` is set `Admin_Prod`, never `Admin`.
  */
-export function parseCallerIdentity(arn: string, account: string, userId: string, partition: Partition): CallerIdentity {
-  const m = /^arn:(aws|aws-us-gov|aws-cn):(iam|sts)::(\d{12}):(.+)$/.exec(arn);
-  if (!m) throw new AuthnError('AUTHN_STS_RESPONSE', 'STS returned an ARN of unknown form');
+const SSO_ROLE = /^AWSReservedSSO_([\w+=,.@-]{1,32})_([0-9a-f]{16})$/;
+
+function malformed(what: string): AuthnError {
+  return new AuthnError('AUTHN_STS_RESPONSE', `STS answer has a malformed ${what}`);
+}
+
+/** Parses the STS answer; refuses root always and federated users unless allowed. */
+export function parseCallerIdentity(arn: string, account: string, userId: string, partition: Partition, rules: IdentityRules): CallerIdentity {
+  if (!/^\d{12}$/.test(account)) throw malformed('Account');
+  const m = /^arn:(aws|aws-us-gov|aws-cn):(iam|sts)::(\d{12}):([^\s]+)$/.exec(arn);
+  if (!m) throw malformed('Arn');
   const [, arnPartition, service, arnAccount, resource] = m as unknown as [string, string, string, string, string];
   if (arnPartition !== partition) throw new AuthnError('AUTHN_STS_RESPONSE', 'ARN partition does not match the STS endpoint');
-  if (arnAccount !== account || !/^\d{12}$/.test(account)) throw new AuthnError('AUTHN_STS_RESPONSE', 'ARN account does not match Account');
-  if (service === 'iam' && resource === 'root') throw new AuthnError('AUTHN_ROOT_REFUSED', 'the account root user never gets a certificate');
-  const base = { arn, partition, accountId: account, userId };
+  if (arnAccount !== account) throw new AuthnError('AUTHN_STS_RESPONSE', 'ARN account does not match Account');
+  const base = { arn, partition: partition, accountId: account, userId };
+
+  if (service === 'iam' && resource === 'root') {
+    if (userId !== account) throw malformed('root UserId');
+    throw new AuthnError('AUTHN_ROOT_REFUSED', 'the account root user never gets a certificate');
+  }
   if (service === 'iam' && resource.startsWith('user/')) {
     const name = resource.split('/').at(-1)!;
-    if (!NAME.test(name) || !/^AIDA[A-Z0-9]{12,124}$/.test(userId)) throw new AuthnError('AUTHN_STS_RESPONSE', 'malformed IAM user identity');
-    return { ...base, kind: 'iam-user', name };
+    if (!NAME.test(name) || !/^AIDA[A-Z0-9]{12,124}$/.test(userId)) throw malformed('IAM user identity');
+    return { ...base, kind: 'iam-user', name, sessionTrusted: false };
   }
   if (service === 'sts' && resource.startsWith('assumed-role/')) {
     const parts = resource.split('/');
     const [, role, session] = parts;
-    if (parts.length !== 3 || !role || !session || !NAME.test(role) || !NAME.test(session)) throw new AuthnError('AUTHN_STS_RESPONSE', 'malformed assumed-role ARN');
-    if (userId !== `${userId.split(':')[0]}:${session}` || !/^AROA[A-Z0-9]{12,124}:/.test(userId)) throw new AuthnError('AUTHN_STS_RESPONSE', 'UserId does not match the role session');
-    return { ...base, kind: 'assumed-role', name: role, sessionName: session };
+    if (parts.length !== 3 || !role || !session || !NAME.test(role) || !SESSION.test(session)) throw malformed('assumed-role ARN');
+    // UserId is `<role id>:<session>`; both halves must agree with the ARN.
+    const idMatch = /^(AROA[A-Z0-9]{12,124}):(.+)$/.exec(userId);
+    if (!idMatch || idMatch[2] !== session) throw malformed('role UserId');
+    const roleArn = `arn:${partition}:iam::${account}:role/${role}`;
+    const sso = SSO_ROLE.exec(role);
+    return {
+      ...base,
+      kind: 'assumed-role',
+      name: role,
+      roleArn,
+      sessionName: session,
+      ...(sso ? { ssoPermissionSet: sso[1]! } : {}),
+      sessionTrusted: sso !== null || rules.trustedSessionRoles.has(roleArn),
+    };
   }
-  if (service === 'sts' && resource.startsWith('federated-user/')) throw new AuthnError('AUTHN_FEDERATED_REFUSED', 'federated users are not accepted');
+  if (service === 'sts' && resource.startsWith('federated-user/')) {
+    const name = resource.slice('federated-user/'.length);
+    if (!SESSION.test(name) || userId !== `${account}:${name}`) throw malformed('federated user identity');
+    if (!rules.allowFederatedUsers) throw new AuthnError('AUTHN_FEDERATED_REFUSED', 'federated users are not accepted');
+    return { ...base, kind: 'federated-user', name, sessionName: name, sessionTrusted: false };
+  }
   throw new AuthnError('AUTHN_IDENTITY_KIND', 'this kind of identity is not accepted');
 }

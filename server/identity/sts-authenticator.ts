@@ -14,9 +14,10 @@ import {
   sha256Hex,
   type IdentityToken,
 } from '../../protocol/identity-token.js';
+import { isPlainObject, parseJsonStrict } from '../../protocol/strict-json.js';
 import type { Clock } from '../clock.js';
 import { AuthnError, UnavailableError } from '../errors.js';
-import { parseCallerIdentity, type CallerIdentity } from './caller-identity.js';
+import { parseCallerIdentity, type CallerIdentity, type IdentityRules } from './caller-identity.js';
 import type { ReplayCache } from './replay-cache.js';
 import { SigV4FormatError, parseAmzDate, parseSigV4Authorization, type SigV4Authorization } from './sigv4.js';
 import type { StsEndpoint, StsEndpointAllowlist } from './sts-endpoints.js';
@@ -46,6 +47,9 @@ export class StsAuthenticator implements Authenticator {
     private readonly deps: {
       readonly audience: string;
       readonly endpoints: StsEndpointAllowlist;
+      /** GetCallerIdentity succeeds for every AWS account on earth: only these count. */
+      readonly accounts: ReadonlySet<string>;
+      readonly identityRules: IdentityRules;
       readonly replayCache: ReplayCache;
       readonly transport: StsTransport;
       readonly clock: Clock;
@@ -73,7 +77,9 @@ export class StsAuthenticator implements Authenticator {
     const fresh = await this.claim(auth.signature, signedAt);
     if (!fresh) throw new AuthnError('AUTHN_REPLAY', 'this token was already used');
     const response = await this.replay(this.rebuild(token, endpoint, auth, input));
-    return this.identityFrom(response, endpoint);
+    const identity = this.identityFrom(response, endpoint);
+    if (!this.deps.accounts.has(identity.accountId)) throw new AuthnError('AUTHN_ACCOUNT_NOT_ALLOWED', `account ${identity.accountId} is not allowlisted`);
+    return identity;
   }
 
   /** Rules 3 and 4: algorithm, credential scope, key id form, signed headers. */
@@ -177,21 +183,20 @@ export class StsAuthenticator implements Authenticator {
     }
     const result = resultOf(json);
     if (!result) throw new AuthnError('AUTHN_STS_RESPONSE', 'STS answer does not match the expected schema');
-    return parseCallerIdentity(result.Arn, result.Account, result.UserId, endpoint.partition);
+    return parseCallerIdentity(result.Arn, result.Account, result.UserId, endpoint.partition, this.deps.identityRules);
   }
 }
 
+/** The answer as JSON, or undefined — duplicate keys included (a second `Arn` is a forged identity). */
 function safeJson(body: Buffer): unknown {
   try {
-    return JSON.parse(body.toString('utf8'));
+    return parseJsonStrict(body.toString('utf8'));
   } catch {
     return undefined;
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isRecord = isPlainObject;
 
 function errorCodeOf(json: unknown): string | undefined {
   const code = isRecord(json) && isRecord(json.Error) ? json.Error.Code : undefined;

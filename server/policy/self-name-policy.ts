@@ -1,6 +1,6 @@
 // The embedded default's policy (and the interim production one until policy
-// files arrive): an IAM user in an allowed account may log in as its own
-// user name, nothing else.
+// files arrive): an IAM user may log in as its own user name, nothing else.
+// Which accounts may authenticate at all is the authenticator's allowlist.
 import { DEFAULT_USER_EXTENSIONS } from '../ca/certificate-template.js';
 import { PolicyError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
@@ -13,15 +13,13 @@ export const MAX_TTL_SECONDS = 12 * 3600;
 export class SelfNamePolicy implements Policy {
   constructor(
     private readonly options: {
-      readonly accounts: readonly string[];
       readonly defaultTtlSeconds?: number;
       readonly maxTtlSeconds?: number;
     },
   ) {}
 
   decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision {
-    // GetCallerIdentity succeeds for every AWS account on earth: only ours count.
-    if (!this.options.accounts.includes(identity.accountId) || identity.kind !== 'iam-user') {
+    if (identity.kind !== 'iam-user') {
       throw new PolicyError('POLICY_NO_RULE', 'no rule grants this identity a certificate');
     }
     assertValidPrincipal(identity.name);

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { decodeIdentityToken, encodeIdentityToken, parseFlatJsonObject, requestBinding, sha256Hex } from '../../protocol/identity-token.js';
+import { decodeIdentityToken, encodeIdentityToken, requestBinding, sha256Hex } from '../../protocol/identity-token.js';
+import { parseJsonStrict } from '../../protocol/strict-json.js';
 
 const good = { v: 1 as const, endpoint: 'https://sts.eu-west-1.amazonaws.com/', amzDate: '20261122T101500Z', authorization: 'AWS4-HMAC-SHA256 x' };
 const header = (json: string) => `SSHCA-AWS4 ${Buffer.from(json).toString('base64url')}`;
@@ -27,9 +28,18 @@ t.test('refuses every malformed shape', async (t) => {
   for (const [name, value] of Object.entries(bad)) t.throws(() => decodeIdentityToken(value), { code: 'TOKEN_MALFORMED' }, name);
 });
 
-t.test('flat JSON parser decodes escapes like JSON.parse', async (t) => {
-  const text = '{ "a" : "x\\"y\\u0041", "b": -12 }';
-  t.same(Object.fromEntries(parseFlatJsonObject(text)), JSON.parse(text));
+t.test('strict JSON: duplicate keys refused at any depth, escapes and look-alikes handled', async (t) => {
+  const ok = '{ "a" : "x\\"y\\u0041", "b": [{"a": 1}, {"a": 2}], "c": {"a": {"a": 1}} }';
+  t.same(parseJsonStrict(ok), JSON.parse(ok), 'same keys in different objects are fine');
+  const dups: Record<string, string> = {
+    'top level': '{"a":1,"a":2}',
+    nested: '{"x":{"Arn":"real","Account":"1","Arn":"fake"}}',
+    'in an array element': '[{"a":1,"a":1}]',
+    'escaped spelling of the same key': '{"Arn":"real","\\u0041rn":"fake"}',
+    'after a string containing braces and commas': '{"m":"},{\\"a\\":","a":1,"a":2}',
+  };
+  for (const [name, text] of Object.entries(dups)) t.throws(() => parseJsonStrict(text), { code: 'JSON_INVALID' }, name);
+  t.throws(() => parseJsonStrict('{"a":'), { code: 'JSON_INVALID' }, 'invalid JSON');
 });
 
 t.test('request binding covers method, path and body', async (t) => {
