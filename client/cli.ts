@@ -42,11 +42,9 @@ async function runLogin(args: readonly string[], io: Io): Promise<number> {
   const server = (o.server as string | undefined) ?? io.env.SSHCA_SERVER;
   if (!server) throw new ClientError('CLIENT_USAGE', 'no server: pass --server URL or set SSHCA_SERVER');
   const profile = (o.profile as string | undefined) ?? io.env.AWS_PROFILE;
-  const region = io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION;
   const result = await login({
     server,
     ...(profile ? { profile } : {}),
-    ...(region ? { region } : {}),
     ...(o.principal ? { principals: o.principal as string[] } : {}),
     ...(o.ttl !== undefined ? { ttlSeconds: parseDuration(o.ttl as string, '--ttl') } : {}),
     ...(o.reason !== undefined ? { reason: o.reason as string } : {}),

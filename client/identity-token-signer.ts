@@ -17,6 +17,7 @@ import {
   type IdentityToken,
 } from '../protocol/identity-token.js';
 import { ClientError } from './client-error.js';
+import { stsRegionOf } from './sts-endpoint-region.js';
 
 /** What the token will be bound to. */
 export interface TokenRequest {
@@ -39,12 +40,16 @@ class Captured extends Error {
   }
 }
 
-/** The region a token's credential scope must name for an STS endpoint URL. */
-export function stsRegionOf(endpoint: string): string {
-  const host = new URL(endpoint).hostname;
-  const m = /^sts(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/.exec(host);
-  // The global endpoint and the embedded default's /dev/sts both sign for us-east-1.
-  return m?.[1] ?? 'us-east-1';
+/** The region the SDK resolves for a profile (AWS_REGION, then the profile's `region`), if any. */
+export async function profileRegion(profile: string | undefined): Promise<string | undefined> {
+  const sts = new STSClient(profile ? { profile } : {});
+  try {
+    return await sts.config.region();
+  } catch {
+    return undefined;
+  } finally {
+    sts.destroy();
+  }
 }
 
 /** Signs tokens with the AWS default credential chain (or given credentials). */

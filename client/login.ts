@@ -2,6 +2,7 @@
 import { ClientError } from './client-error.js';
 import { ensureKey, keyPaths, writeCertificate } from './key-files.js';
 import { ServerApi, type UserCertificateResponse } from './server-api.js';
+import { chooseEndpoint } from './sts-endpoint-region.js';
 
 export interface LoginOptions {
   readonly server: string;
@@ -11,8 +12,6 @@ export interface LoginOptions {
   readonly reason?: string;
   readonly key?: string;
   readonly home?: string;
-  /** Preferred STS region (the profile's region) when the server allows several. */
-  readonly region?: string;
 }
 
 export interface LoginResult extends UserCertificateResponse {
@@ -25,9 +24,11 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   const publicKey = await ensureKey(paths, options.key !== undefined);
   const api = new ServerApi(options.server);
   const info = await api.caInfo();
-  const endpoint = chooseEndpoint(info.stsEndpoints, options.region);
   // Loaded here, not at start-up: commands that never sign stay fast.
-  const { IdentityTokenSigner } = await import('./identity-token-signer.js');
+  const { IdentityTokenSigner, profileRegion } = await import('./identity-token-signer.js');
+  // Several allowed endpoints: sign for the one in the profile's region.
+  const endpoint = chooseEndpoint(info.stsEndpoints, info.stsEndpoints.length > 1 ? await profileRegion(options.profile) : undefined);
+  if (!endpoint) throw new ClientError('CLIENT_BAD_RESPONSE', 'the server allows no STS endpoint');
   const signer = new IdentityTokenSigner(options.profile ? { profile: options.profile } : {});
   const response = await api.userCertificate(
     {
@@ -42,11 +43,4 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   );
   await writeCertificate(paths, response.certificate);
   return { ...response, certificatePath: paths.certificate, privateKeyPath: paths.privateKey };
-}
-
-/** Picks the allowlisted STS endpoint in the preferred region, else the first. */
-export function chooseEndpoint(endpoints: readonly string[], region: string | undefined): string {
-  if (endpoints.length === 0) throw new ClientError('CLIENT_BAD_RESPONSE', 'the server allows no STS endpoint');
-  const inRegion = region ? endpoints.find((e) => new URL(e).hostname.split('.').includes(region)) : undefined;
-  return inRegion ?? endpoints[0]!;
 }
