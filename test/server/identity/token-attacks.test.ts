@@ -27,6 +27,12 @@ async function expectRefused(t: Test, dev: DevServer, res: HttpResult, code: str
   t.equal(lastRefusalCode(dev), code, `${name}: audit says ${code}`);
 }
 
+t.test('dev mode: the same verifier, its own /dev/sts/ as the only allowlisted endpoint', async (t) => {
+  const dev = await startDevServer(t);
+  const info = (await (await fetch(`${dev.url}/v1/ca`)).json()) as { stsEndpoints: string[] };
+  t.same(info.stsEndpoints, [`${dev.url}/dev/sts/`]);
+});
+
 t.test('a valid token works exactly once (rule 5)', async (t) => {
   const dev = await startDevServer(t);
   const token = await signToken(dev, body);
@@ -82,6 +88,7 @@ t.test('token-level attacks are refused before any STS call (rules 2, 3, 4)', as
     ['endpoint as localhost', 'AUTHN_ENDPOINT_NOT_ALLOWED', (k) => tamper(k, (x) => ({ endpoint: x.endpoint.replace('127.0.0.1', 'localhost') }))],
     ['endpoint with userinfo', 'AUTHN_ENDPOINT_NOT_ALLOWED', (k) => tamper(k, () => ({ endpoint: `http://x@127.0.0.1:${port}/dev/sts/` }))],
     ['algorithm SigV4A', 'AUTHN_SIGNATURE_FORMAT', (k) => withAuthorization(k, (v) => v.replace('AWS4-HMAC-SHA256', 'AWS4-ECDSA-P256-SHA256'))],
+    ['algorithm HMAC-SHA512', 'AUTHN_SIGNATURE_FORMAT', (k) => withAuthorization(k, (v) => v.replace('AWS4-HMAC-SHA256', 'AWS4-HMAC-SHA512'))],
     ['algorithm lowercase', 'AUTHN_SIGNATURE_FORMAT', (k) => withAuthorization(k, (v) => v.replace('AWS4-HMAC-SHA256', 'aws4-hmac-sha256'))],
     ['scope region differs from endpoint', 'AUTHN_CREDENTIAL_SCOPE', (k) => withAuthorization(k, (v) => v.replace('/us-east-1/', '/eu-west-1/'))],
     ['scope service iam', 'AUTHN_CREDENTIAL_SCOPE', (k) => withAuthorization(k, (v) => v.replace('/sts/aws4_request', '/iam/aws4_request'))],
