@@ -196,18 +196,16 @@ function safeJson(body: Buffer): unknown {
   }
 }
 
-const isRecord = isPlainObject;
-
 function errorCodeOf(json: unknown): string | undefined {
-  const code = isRecord(json) && isRecord(json.Error) ? json.Error.Code : undefined;
+  const code = isPlainObject(json) && isPlainObject(json.Error) ? json.Error.Code : undefined;
   return typeof code === 'string' ? code : undefined;
 }
 
 /** `{ GetCallerIdentityResponse: { GetCallerIdentityResult: { Account, Arn, UserId } } }`, exactly. */
 function resultOf(json: unknown): { Account: string; Arn: string; UserId: string } | undefined {
-  if (!isRecord(json) || Object.keys(json).length !== 1 || !isRecord(json.GetCallerIdentityResponse)) return undefined;
+  if (!isPlainObject(json) || Object.keys(json).length !== 1 || !isPlainObject(json.GetCallerIdentityResponse)) return undefined;
   const result = json.GetCallerIdentityResponse.GetCallerIdentityResult;
-  if (!isRecord(result)) return undefined;
+  if (!isPlainObject(result)) return undefined;
   const { Account, Arn, UserId } = result;
   if (Object.keys(result).length !== 3 || typeof Account !== 'string' || typeof Arn !== 'string' || typeof UserId !== 'string') return undefined;
   if (Arn.length > 2048 || UserId.length > 256) return undefined;
