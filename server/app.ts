@@ -22,6 +22,8 @@ export interface AppDeps {
   readonly authenticator: Authenticator;
   readonly policy: Policy;
   readonly userSigner: Signer;
+  /** The host CA, when configured: published for known_hosts. */
+  readonly hostSigner?: Signer;
   readonly ca: CertificateAuthority;
   readonly audit: AuditLog;
   readonly clock: Clock;

@@ -2,6 +2,7 @@
 // once, by main.ts; everything else receives the frozen result.
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { KeyReferenceError, parseKeyReference, type KeyReference } from './ca/key-reference.js';
 import { CA_KEY_TYPES, type CaKeyType } from './ca/local-signer.js';
 import { StsEndpointError, productionStsEndpoint, type StsEndpoint } from './identity/sts-endpoints.js';
 import { PRINCIPAL_PATTERN } from './policy/policy.js';
@@ -31,7 +32,10 @@ export interface ProductionConfig extends CommonConfig {
   readonly audience: string;
   readonly stsEndpoints: readonly StsEndpoint[];
   readonly accounts: readonly string[];
-  readonly caKeyPath: string;
+  readonly userCa: KeyReference;
+  readonly hostCa?: KeyReference;
+  /** KMS endpoint override (VPC endpoints without private DNS; tests). */
+  readonly kmsEndpoint?: string;
   readonly auditDbPath: string;
   readonly stsTimeoutMs: number;
   readonly stsConnectTimeoutMs: number;
@@ -42,10 +46,12 @@ export interface ProductionConfig extends CommonConfig {
 
 export type Config = DevConfig | ProductionConfig;
 
-export const USAGE = `usage: sshca-server [--dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]]
+export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
+       sshca-server [--user-ca kms:<key ARN>|file:<path>] [--host-ca kms:<key ARN>|file:<path>]
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_ACCOUNTS,
-SSHCA_CA_KEY (file:<path>), SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT, SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS,
-SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES, SSHCA_ALLOW_FEDERATED_USERS (see docs/identity.md)`;
+SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT,
+SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
+SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
 function port(value: string, name: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
@@ -82,6 +88,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
         'data-dir': { type: 'string' },
         'dev-user': { type: 'string' },
         'ca-key-type': { type: 'string' },
+        'user-ca': { type: 'string' },
+        'host-ca': { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -91,6 +99,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const o = parsed.values;
   const logLevel = env.SSHCA_LOG_LEVEL ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`SSHCA_LOG_LEVEL ${logLevel} is not a pino level`);
+  if (o.dev && (o['user-ca'] !== undefined || o['host-ca'] !== undefined)) {
+    throw new ConfigError('--user-ca/--host-ca apply to production mode; --dev keeps its CA key in the data dir');
+  }
   if (o.dev) {
     // As root the OS name would ask for a `root` principal, which is never granted.
     const devUser = o['dev-user'] ?? (osUser === 'root' ? 'developer' : osUser);
@@ -122,10 +133,20 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const accounts = list(env, 'SSHCA_ACCOUNTS');
   if (accounts.length === 0) throw new ConfigError('SSHCA_ACCOUNTS is required in production mode (or start with --dev)');
   for (const a of accounts) if (!/^\d{12}$/.test(a)) throw new ConfigError(`SSHCA_ACCOUNTS: ${JSON.stringify(a)} is not a 12-digit AWS account id`);
-  const caKey = required(env, 'SSHCA_CA_KEY');
-  if (!caKey.startsWith('file:')) throw new ConfigError('SSHCA_CA_KEY must be file:<absolute path> (KMS keys are not supported yet)');
-  const caKeyPath = caKey.slice('file:'.length);
-  if (!isAbsolute(caKeyPath)) throw new ConfigError('SSHCA_CA_KEY file path must be absolute');
+  const keyReference = (value: string | undefined, name: string): KeyReference | undefined => {
+    if (value === undefined || value.trim() === '') return undefined;
+    try {
+      return parseKeyReference(value.trim(), env.AWS_REGION ?? env.AWS_DEFAULT_REGION);
+    } catch (err) {
+      if (err instanceof KeyReferenceError) throw new ConfigError(`${name}: ${err.message}`);
+      throw err;
+    }
+  };
+  const userCa = keyReference(o['user-ca'] ?? env.SSHCA_USER_CA, '--user-ca/SSHCA_USER_CA');
+  if (!userCa) throw new ConfigError('--user-ca or SSHCA_USER_CA is required in production mode (kms:<key ARN> or file:<path>)');
+  const hostCa = keyReference(o['host-ca'] ?? env.SSHCA_HOST_CA, '--host-ca/SSHCA_HOST_CA');
+  const kmsEndpoint = env.SSHCA_KMS_ENDPOINT?.trim() || undefined;
+  if (kmsEndpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(kmsEndpoint)) throw new ConfigError('SSHCA_KMS_ENDPOINT must be a URL like https://kms.eu-west-1.amazonaws.com');
   const auditDbPath = required(env, 'SSHCA_AUDIT_DB');
   if (!isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
   const stsTimeoutMs = milliseconds(env, 'SSHCA_STS_TIMEOUT_MS', 5000);
@@ -148,7 +169,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     audience: required(env, 'SSHCA_AUDIENCE'),
     stsEndpoints: Object.freeze(stsEndpoints),
     accounts: Object.freeze(accounts),
-    caKeyPath,
+    userCa,
+    ...(hostCa ? { hostCa } : {}),
+    ...(kmsEndpoint ? { kmsEndpoint } : {}),
     auditDbPath,
     stsTimeoutMs,
     stsConnectTimeoutMs,

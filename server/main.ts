@@ -6,7 +6,11 @@ import { fingerprintOf } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
+import { KMSClient } from '@aws-sdk/client-kms';
+import type { KeyReference } from './ca/key-reference.js';
+import { KmsSigner } from './ca/kms-signer.js';
 import { LocalSigner } from './ca/local-signer.js';
+import type { Signer } from './ca/signer.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './config.js';
 import { DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
@@ -36,7 +40,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const logger = options.logger ?? { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-amz-security-token"]'] };
   const dev = config.mode === 'dev' ? prepareDevEnvironment(config.dataDir, config.devUser, config.caKeyType) : undefined;
   const prod = config.mode === 'production' ? config : undefined;
-  const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : LocalSigner.fromFile(prod!.caKeyPath);
+  const kmsClients: KMSClient[] = [];
+  const warn = (message: string) => process.stderr.write(`sshca-server: warning: ${message}\n`);
+  const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
+  const hostSigner = prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
   const store = new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath);
   // Dev: the allowlist is filled once we know the port /dev/sts listens on.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
@@ -56,6 +63,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     }),
     policy: new SelfNamePolicy({}),
     userSigner: signer,
+    ...(hostSigner ? { hostSigner } : {}),
     ca: new CertificateAuthority({ signer }),
     audit: store,
     clock,
@@ -65,6 +73,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   app.addHook('onClose', async () => {
     await transport.close();
     await store.close();
+    for (const client of kmsClients) client.destroy();
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -78,6 +87,25 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close: () => app.close(),
   };
+}
+
+/**
+ * Opens a CA key. KMS clients are built here and only here: adaptive retries
+ * for throttling, explicit connect and request timeouts (the SDK only warns
+ * on a request timeout unless told to throw).
+ */
+async function openSigner(ref: KeyReference, kmsEndpoint: string | undefined, clients: KMSClient[], warn: (message: string) => void): Promise<Signer> {
+  if (ref.kind === 'file') return LocalSigner.fromFile(ref.path);
+  if (ref.isAlias) warn(`${ref.keyId} is an alias: it is resolved once now, but anyone who can retarget it changes the CA at the next start. Configure the key ARN.`);
+  const kms = new KMSClient({
+    region: ref.region,
+    ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}),
+    retryMode: 'adaptive',
+    maxAttempts: 4,
+    requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
+  });
+  clients.push(kms);
+  return KmsSigner.open({ kms, keyRef: ref.keyId });
 }
 
 /** `sshca-server` */
@@ -100,7 +128,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   try {
     server = await startServer(config);
   } catch (err) {
-    process.stderr.write(`sshca-server: cannot start: ${(err as Error).message}\n`);
+    // The cause carries what an operator needs (the key ARN, KMS's own words).
+    const cause = (err as Error).cause instanceof Error ? ` (${((err as Error).cause as Error).message})` : '';
+    process.stderr.write(`sshca-server: cannot start: ${(err as Error).message}${cause}\n`);
     return 1;
   }
   process.stderr.write(`sshca-server (${config.mode}) listening on ${server.url}\n`);

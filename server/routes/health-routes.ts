@@ -3,14 +3,18 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app.js';
 import { UnavailableError } from '../errors.js';
 
-export function registerHealthRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'audit'>): void {
+export function registerHealthRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'hostSigner' | 'audit'>): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   // Ready only when a certificate could be issued now: signer and store both answer.
   app.get('/readyz', async () => {
-    try {
-      await deps.userSigner.ready();
-    } catch (cause) {
-      throw new UnavailableError('UNAVAILABLE_SIGNER', 'the CA signer is not ready', { cause });
+    for (const signer of [deps.userSigner, deps.hostSigner]) {
+      try {
+        await signer?.ready();
+      } catch (cause) {
+        // A KMS signer says why (disabled, access denied); keep its code.
+        if (cause instanceof UnavailableError) throw cause;
+        throw new UnavailableError('UNAVAILABLE_SIGNER', 'the CA signer is not ready', { cause });
+      }
     }
     try {
       await deps.audit.ready();

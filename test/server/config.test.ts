@@ -9,7 +9,7 @@ const prodEnv = {
   SSHCA_AUDIENCE: 'https://sshca.example.com',
   SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/,https://sts.amazonaws.com/',
   SSHCA_ACCOUNTS: '123456789012',
-  SSHCA_CA_KEY: 'file:/etc/sshca/user-ca.pem',
+  SSHCA_USER_CA: 'file:/etc/sshca/user-ca.pem',
   SSHCA_AUDIT_DB: '/var/lib/sshca/audit.db',
 };
 
@@ -27,6 +27,19 @@ t.test('production config parses endpoints with their regions', async (t) => {
   t.same(c.stsEndpoints.map((e) => e.region), ['eu-west-1', 'us-east-1']);
 });
 
+t.test('CA key references: KMS key ARNs (region from the ARN), aliases, files; flags beat env', async (t) => {
+  const arn = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+  const c = loadConfig(['--user-ca', `kms:${arn}`, '--host-ca', 'kms:alias/sshca-host'], { ...prodEnv, AWS_REGION: 'eu-west-1' }, 'sshca', '/');
+  if (c.mode !== 'production') {
+    t.fail('production expected');
+    return;
+  }
+  t.same(c.userCa, { kind: 'kms', keyId: arn, region: 'eu-central-1', isAlias: false });
+  t.same(c.hostCa, { kind: 'kms', keyId: 'alias/sshca-host', region: 'eu-west-1', isAlias: true });
+  const mrk = loadConfig([], { ...prodEnv, SSHCA_USER_CA: 'kms:arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef' }, 's', '/');
+  t.match(mrk, { userCa: { kind: 'kms', region: 'us-gov-west-1' } }, 'multi-Region key ids');
+});
+
 t.test('bad configuration is refused with CONFIG_INVALID', async (t) => {
   const bad: Array<[string, string[], Record<string, string>]> = [
     ['unknown flag', ['--dev', '--bogus'], {}],
@@ -40,8 +53,13 @@ t.test('bad configuration is refused with CONFIG_INVALID', async (t) => {
     ['endpoint with a port', [], { ...prodEnv, SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com:443/' }],
     ['endpoint look-alike', [], { ...prodEnv, SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com.evil.example/' }],
     ['account not 12 digits', [], { ...prodEnv, SSHCA_ACCOUNTS: '1234' }],
-    ['relative CA key path', [], { ...prodEnv, SSHCA_CA_KEY: 'file:ca.pem' }],
-    ['kms key (not yet supported)', [], { ...prodEnv, SSHCA_CA_KEY: 'kms:arn:aws:kms:eu-west-1:123456789012:key/x' }],
+    ['relative CA key path', [], { ...prodEnv, SSHCA_USER_CA: 'file:ca.pem' }],
+    ['no user CA', [], { ...prodEnv, SSHCA_USER_CA: '' }],
+    ['kms key id that is not a key id', [], { ...prodEnv, SSHCA_USER_CA: 'kms:arn:aws:kms:eu-west-1:123456789012:key/x' }],
+    ['kms ARN of another service', ['--user-ca', 'kms:arn:aws:iam::123456789012:role/x'], prodEnv],
+    ['bare alias without a region', ['--user-ca', 'kms:alias/sshca'], prodEnv],
+    ['unknown scheme', ['--host-ca', 'vault:x'], prodEnv],
+    ['--user-ca with --dev', ['--dev', '--user-ca', 'file:/x'], {}],
     ['bad log level', ['--dev'], { SSHCA_LOG_LEVEL: 'loud' }],
   ];
   for (const [name, argv, env] of bad) t.throws(() => loadConfig(argv, env, 'u', '/'), { code: 'CONFIG_INVALID' }, name);
