@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// `sshca-setup` entry point: creating and exporting CA keys in KMS arrives
-// with the KMS issue; until then it says so instead of pretending.
-process.stderr.write('sshca-setup: KMS key management is not available yet; the embedded default (sshca-server --dev) keeps its CA key under .sshca-dev/ca/\n');
-process.exitCode = 2;
+// `sshca-setup` entry point.
+import { main } from '../cli.js';
+
+process.exitCode = await main(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  env: process.env,
+});

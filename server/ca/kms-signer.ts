@@ -49,13 +49,19 @@ export function kmsError(err: unknown, keyArn: string, operation: string): Unava
       return new UnavailableError('UNAVAILABLE_KMS_KEY_DISABLED', 'the CA key is disabled or pending deletion', { cause, retryAfterSeconds: 60 });
     case 'AccessDeniedException':
       return new UnavailableError('UNAVAILABLE_KMS_ACCESS_DENIED', 'the server may not use the CA key', { cause, retryAfterSeconds: 60 });
+    case 'CredentialsProviderError':
+    case 'UnrecognizedClientException':
+    case 'InvalidSignatureException':
+    case 'SignatureDoesNotMatch':
+    case 'ExpiredTokenException':
+      return new UnavailableError('UNAVAILABLE_KMS_CREDENTIALS', 'the server has no valid AWS credentials for KMS', { cause, retryAfterSeconds: 60 });
     case 'NotFoundException':
       return new UnavailableError('UNAVAILABLE_KMS_KEY_NOT_FOUND', 'the CA key does not exist', { cause, retryAfterSeconds: 60 });
     case 'InvalidKeyUsageException':
     case 'UnsupportedOperationException':
       return new UnavailableError('UNAVAILABLE_KMS_KEY_USAGE', 'the CA key cannot sign this way', { cause, retryAfterSeconds: 60 });
     default:
-      return new UnavailableError('UNAVAILABLE_KMS', 'KMS could not sign', { cause, retryAfterSeconds: 5 });
+      return new UnavailableError('UNAVAILABLE_KMS', `KMS ${operation} failed`, { cause, retryAfterSeconds: 5 });
   }
 }
 

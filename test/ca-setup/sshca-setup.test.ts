@@ -1,0 +1,80 @@
+// sshca-setup as an operator runs it: the built command, real KMSClient,
+// the KMS fixture as the only thing that differs from AWS.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { startKmsFixture, type KmsFixture } from '../fixtures/kms-fixture.js';
+import { needsOpenSsh } from '../fixtures/openssh.js';
+
+const BIN = join(import.meta.dirname, '..', '..', 'dist', 'ca-setup', 'bin', 'sshca-setup.js');
+
+async function setup(kms: KmsFixture, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [BIN, ...args, '--endpoint', kms.url, '--region', 'eu-west-1'], {
+    env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, stdout, stderr, errorCode: /\[([A-Z_]+)\]$/m.exec(stderr)?.[1] };
+}
+
+t.test('create is idempotent by alias; export, check and policy work on the key', needsOpenSsh, async (t) => {
+  const kms = await startKmsFixture(t);
+  const first = await setup(kms, ['create', '--kind', 'user', '--key-spec', 'ed25519', '--alias', 'alias/sshca-user-ca', '--json']);
+  t.equal(first.code, 0, first.stderr);
+  const created = JSON.parse(first.stdout);
+  t.match(created, { created: true, keySpec: 'ECC_NIST_EDWARDS25519', alias: 'alias/sshca-user-ca' });
+  const second = await setup(kms, ['create', '--kind', 'user', '--key-spec', 'ed25519', '--alias', 'alias/sshca-user-ca', '--json']);
+  t.equal(second.code, 0);
+  t.match(JSON.parse(second.stdout), { created: false, keyArn: created.keyArn }, 'the second run finds the same key');
+  t.equal(kms.counts.createKey, 1, 'one key was created');
+  const conflict = await setup(kms, ['create', '--kind', 'user', '--key-spec', 'rsa-4096', '--alias', 'alias/sshca-user-ca']);
+  t.equal(conflict.code, 3, 'an alias naming a key of another spec is refused');
+  t.equal(conflict.errorCode, 'SETUP_ALIAS_CONFLICT');
+
+  const exported = await setup(kms, ['export', '--key', created.keyArn]);
+  t.equal(exported.code, 0, exported.stderr);
+  const file = join(t.testdir(), 'user_ca.pub');
+  writeFileSync(file, exported.stdout);
+  const keygen = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', file], { encoding: 'utf8' });
+  t.equal(keygen.split(' ')[1], exported.stderr.split(' ')[0], 'ssh-keygen -l reads the export and agrees on the fingerprint');
+
+  const checked = await setup(kms, ['check', '--key', created.keyArn, '--json']);
+  t.equal(checked.code, 0, checked.stderr);
+  t.equal(JSON.parse(checked.stdout).ok, true);
+
+  const host = JSON.parse((await setup(kms, ['create', '--kind', 'host', '--key-spec', 'ecdsa-p256', '--alias', 'alias/sshca-host-ca', '--json'])).stdout);
+  const policy = await setup(kms, ['policy', '--key', created.keyArn, '--key', host.keyArn]);
+  t.equal(policy.code, 0, policy.stderr);
+  const doc = JSON.parse(policy.stdout);
+  t.same(doc.Statement[0], {
+    Sid: 'SshcaSign0', Effect: 'Allow', Action: 'kms:Sign', Resource: created.keyArn,
+    Condition: { StringEquals: { 'kms:SigningAlgorithm': 'ED25519_SHA_512', 'kms:MessageType': 'RAW' } },
+  });
+  t.same(doc.Statement[1].Condition, { StringEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'DIGEST' } });
+  t.same(doc.Statement[2], { Sid: 'SshcaReadKeys', Effect: 'Allow', Action: ['kms:GetPublicKey', 'kms:DescribeKey'], Resource: [created.keyArn, host.keyArn] });
+  t.equal(doc.Statement.length, 3, 'nothing else is granted');
+});
+
+t.test('clear errors for missing credentials, wrong credentials, missing keys and bad usage', async (t) => {
+  const kms = await startKmsFixture(t);
+  const cases: Array<[string, string[], Record<string, string>, number, string]> = [
+    ['no credentials', ['export', '--key', 'alias/x'], { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }, 5, 'SETUP_CREDENTIALS'],
+    ['credentials KMS does not know', ['export', '--key', 'alias/x'], { AWS_SECRET_ACCESS_KEY: 'wrong' }, 5, 'SETUP_CREDENTIALS'],
+    ['no such key', ['check', '--key', 'arn:aws:kms:eu-west-1:111111111111:key/00000000-0000-0000-0000-000000000000'], {}, 3, 'SETUP_KMS_KEY_NOT_FOUND'],
+    ['bad kind', ['create', '--kind', 'admin', '--alias', 'alias/x'], {}, 2, 'SETUP_USAGE'],
+    ['bad key spec', ['create', '--kind', 'user', '--key-spec', 'dsa', '--alias', 'alias/x'], {}, 2, 'SETUP_USAGE'],
+    ['AWS-reserved alias', ['create', '--kind', 'user', '--alias', 'alias/aws/x'], {}, 2, 'SETUP_USAGE'],
+  ];
+  for (const [name, args, env, code, errorCode] of cases) {
+    const r = await setup(kms, args, env);
+    t.equal(r.code, code, `${name}: exit ${code} (${r.stderr.split('\n')[0]})`);
+    t.equal(r.errorCode, errorCode, `${name}: ${errorCode}`);
+  }
+});
