@@ -1,16 +1,9 @@
 // sshca-setup's failures, each with a code and an exit status.
+import { CodedError } from '../protocol/coded-error.js';
 import { UnavailableError } from '../server/errors.js';
 
 /** A failure sshca-setup reports in plain words. */
-export class SetupError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
-  }
-
+export class SetupError extends CodedError {
   /** 2 usage, 3 KMS refused, 4 KMS unreachable, 5 credentials. */
   get exitCode(): number {
     if (this.code === 'SETUP_USAGE') return 2;

@@ -1,4 +1,5 @@
 // Client failures with stable codes and the exit code each one maps to.
+import { CodedError } from '../protocol/coded-error.js';
 
 /** Exit codes of the `sshca` command (documented in docs/client.md). */
 export const EXIT = {
@@ -17,15 +18,7 @@ export const EXIT = {
 } as const;
 
 /** A failure the CLI reports in plain words. */
-export class ClientError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
-  }
-
+export class ClientError extends CodedError {
   get exitCode(): number {
     if (this.code === 'CLIENT_USAGE') return EXIT.usage;
     if (this.code.startsWith('AUTHN_') || this.code.startsWith('POLICY_') || this.code.startsWith('REQUEST_')) return EXIT.refused;

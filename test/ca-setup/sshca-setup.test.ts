@@ -1,27 +1,21 @@
 // sshca-setup as an operator runs it: the built command, real KMSClient,
 // the KMS fixture as the only thing that differs from AWS.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
+import { errorCodeOf, runCommand } from '../fixtures/cli.js';
 import { startKmsFixture, type KmsFixture } from '../fixtures/kms-fixture.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'dist', 'ca-setup', 'bin', 'sshca-setup.js');
 
 async function setup(kms: KmsFixture, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [BIN, ...args, '--endpoint', kms.url, '--region', 'eu-west-1'], {
-    env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const r = await runCommand(BIN, [...args, '--endpoint', kms.url, '--region', 'eu-west-1'], {
+    HOME: '/nonexistent', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, ...env,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { code, stdout, stderr, errorCode: /\[([A-Z_]+)\]$/m.exec(stderr)?.[1] };
+  return { ...r, errorCode: errorCodeOf(r.stderr) };
 }
 
 t.test('create is idempotent by alias; export, check and policy work on the key', needsOpenSsh, async (t) => {

@@ -3,11 +3,10 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../scripts/throwaway-sshd.js';
-import { devLoginEnv, runCli } from '../fixtures/cli.js';
+import { devLoginEnv, errorCodeOf, runCli } from '../fixtures/cli.js';
 import { startDevServer } from '../fixtures/dev-server.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 
-const codeOf = (stderr: string) => /^sshca: .*\[([A-Z_]+)\]$/m.exec(stderr)?.[1];
 
 t.test('login writes key 0600 and certificate 0644; status reports it; re-login replaces it', needsOpenSsh, async (t) => {
   const dev = await startDevServer(t, { devUser: 'carol' });
@@ -67,15 +66,15 @@ t.test('every error path exits with its documented code', needsOpenSsh, async (t
   for (const [name, args, e, code, errorCode] of cases) {
     const r = await runCli(args, e);
     t.equal(r.code, code, `${name}: exit ${code}`);
-    t.equal(codeOf(r.stderr), errorCode, `${name}: ${errorCode}`);
+    t.equal(errorCodeOf(r.stderr), errorCode, `${name}: ${errorCode}`);
   }
   const closed = await freePort();
   const down = await runCli(['login', '--server', `http://127.0.0.1:${closed}`, '--profile', 'sshca-dev'], env);
   t.equal(down.code, 4, 'server unreachable: exit 4');
-  t.equal(codeOf(down.stderr), 'CLIENT_SERVER_UNREACHABLE');
+  t.equal(errorCodeOf(down.stderr), 'CLIENT_SERVER_UNREACHABLE');
   const wrongCreds = join(home, 'wrong-credentials');
   writeFileSync(wrongCreds, '[sshca-dev]\naws_access_key_id = AKIAAAAAAAAAAAAAAAAA\naws_secret_access_key = nope\n');
   const refused = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev'], { ...env, AWS_SHARED_CREDENTIALS_FILE: wrongCreds });
   t.equal(refused.code, 3, 'credentials STS does not know: exit 3');
-  t.equal(codeOf(refused.stderr), 'AUTHN_FAILED');
+  t.equal(errorCodeOf(refused.stderr), 'AUTHN_FAILED');
 });

@@ -6,12 +6,11 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { IdentityTokenSigner } from '../../client/identity-token-signer.js';
-import { runCli } from '../fixtures/cli.js';
+import { errorCodeOf, runCli } from '../fixtures/cli.js';
 import { startDevServer } from '../fixtures/dev-server.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 import { BODY, PATH, input, startHarness } from '../fixtures/sts-verifier-harness.js';
 
-const codeOf = (stderr: string) => /^sshca: .*\[([A-Z_]+)\]$/m.exec(stderr)?.[1];
 
 t.test('credential_process profiles work', needsOpenSsh, async (t) => {
   const dev = await startDevServer(t, { devUser: 'frank' });
@@ -41,7 +40,7 @@ t.test('an expired SSO session says to run aws sso login for that profile', asyn
   writeFileSync(join(home, '.aws', 'sso', 'cache', `${cacheKey}.json`), JSON.stringify({ startUrl: 'https://corp.awsapps.com/start', region: 'eu-west-1', accessToken: 'x', expiresAt: '2020-01-01T00:00:00Z' }));
   const r = await runCli(['login', '--server', dev.url, '--profile', 'corp'], { HOME: home });
   t.equal(r.code, 5);
-  t.equal(codeOf(r.stderr), 'CLIENT_CREDENTIALS_EXPIRED');
+  t.equal(errorCodeOf(r.stderr), 'CLIENT_CREDENTIALS_EXPIRED');
   t.match(r.stderr, /aws sso login --profile corp/, 'names the command to run');
 });
 
