@@ -43,7 +43,8 @@ export function kmsError(err: unknown, keyArn: string, operation: string): Unava
   const cause = new Error(`KMS ${operation} on ${keyArn}: ${e.name ?? 'Error'}: ${e.message ?? String(err)}`, { cause: err });
   switch (e.name) {
     case 'ThrottlingException':
-      return new UnavailableError('UNAVAILABLE_KMS_THROTTLED', 'the CA key is being throttled by KMS; retry shortly', { cause, retryAfterSeconds: 1 });
+      // After the SDK's adaptive retries: a transient condition, so the generic code with a short Retry-After.
+      return new UnavailableError('UNAVAILABLE_KMS', 'KMS is throttling the CA key; retry shortly', { cause, retryAfterSeconds: 1 });
     case 'DisabledException':
     case 'KMSInvalidStateException':
       return new UnavailableError('UNAVAILABLE_KMS_KEY_DISABLED', 'the CA key is disabled or pending deletion', { cause, retryAfterSeconds: 60 });
