@@ -2,7 +2,7 @@
 // command modules; this file only wires flags to them.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ClientError, EXIT } from './client-error.js';
-import { parseDuration } from './duration.js';
+import { durationFlag } from './duration.js';
 import { login } from './login.js';
 import { status } from './status.js';
 
@@ -46,7 +46,7 @@ async function runLogin(args: readonly string[], io: Io): Promise<number> {
     server,
     ...(profile ? { profile } : {}),
     ...(o.principal ? { principals: o.principal as string[] } : {}),
-    ...(o.ttl !== undefined ? { ttlSeconds: parseDuration(o.ttl as string, '--ttl') } : {}),
+    ...(o.ttl !== undefined ? { ttlSeconds: durationFlag(o.ttl as string, '--ttl') } : {}),
     ...(o.reason !== undefined ? { reason: o.reason as string } : {}),
     ...(o.key !== undefined ? { key: o.key as string } : {}),
     ...(io.env.HOME ? { home: io.env.HOME } : {}),

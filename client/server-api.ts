@@ -1,4 +1,5 @@
 // The sshca HTTP API as the client uses it.
+import { randomBytes } from 'node:crypto';
 import { ClientError } from './client-error.js';
 import type { IdentityTokenSigner } from './identity-token-signer.js';
 
@@ -50,7 +51,8 @@ export class ServerApi {
 
   /** Requests a user certificate, signing a token bound to this exact body. */
   async userCertificate(body: UserCertificateBody, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<UserCertificateResponse> {
-    const json = JSON.stringify(body);
+    // A fresh nonce makes every token unique, even for the same request twice in one second.
+    const json = JSON.stringify({ ...body, nonce: randomBytes(12).toString('base64url') });
     const token = await signer.sign({ endpoint, audience: info.audience, method: 'POST', pathAndQuery: USER_CERT_PATH, body: json });
     return (await this.call('POST', USER_CERT_PATH, json, token)) as UserCertificateResponse;
   }

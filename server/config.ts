@@ -31,7 +31,8 @@ export interface ProductionConfig extends CommonConfig {
   readonly mode: 'production';
   readonly audience: string;
   readonly stsEndpoints: readonly StsEndpoint[];
-  readonly accounts: readonly string[];
+  /** The policy file (accounts and rules). */
+  readonly policyPath: string;
   readonly userCa: KeyReference;
   readonly hostCa?: KeyReference;
   /** KMS endpoint override (VPC endpoints without private DNS; tests). */
@@ -48,7 +49,7 @@ export type Config = DevConfig | ProductionConfig;
 
 export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
        sshca-server [--user-ca kms:<key ARN>|file:<path>] [--host-ca kms:<key ARN>|file:<path>]
-production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_ACCOUNTS,
+production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
 SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
@@ -130,9 +131,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     if (err instanceof StsEndpointError) throw new ConfigError(`SSHCA_STS_ENDPOINTS: ${err.message}`);
     throw err;
   }
-  const accounts = list(env, 'SSHCA_ACCOUNTS');
-  if (accounts.length === 0) throw new ConfigError('SSHCA_ACCOUNTS is required in production mode (or start with --dev)');
-  for (const a of accounts) if (!/^\d{12}$/.test(a)) throw new ConfigError(`SSHCA_ACCOUNTS: ${JSON.stringify(a)} is not a 12-digit AWS account id`);
+  const policyPath = required(env, 'SSHCA_POLICY');
+  if (!isAbsolute(policyPath)) throw new ConfigError('SSHCA_POLICY must be an absolute path');
   const keyReference = (value: string | undefined, name: string): KeyReference | undefined => {
     if (value === undefined || value.trim() === '') return undefined;
     try {
@@ -168,7 +168,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     logLevel,
     audience: required(env, 'SSHCA_AUDIENCE'),
     stsEndpoints: Object.freeze(stsEndpoints),
-    accounts: Object.freeze(accounts),
+    policyPath,
     userCa,
     ...(hostCa ? { hostCa } : {}),
     ...(kmsEndpoint ? { kmsEndpoint } : {}),

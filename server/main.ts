@@ -18,13 +18,16 @@ import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
 import { StsAuthenticator } from './identity/sts-authenticator.js';
 import { StsEndpointAllowlist } from './identity/sts-endpoints.js';
 import { undiciStsTransport } from './identity/sts-transport.js';
-import { SelfNamePolicy } from './policy/self-name-policy.js';
+import { PolicyFileError } from './policy/policy-file.js';
+import { PolicyStore } from './policy/policy-store.js';
 
 /** A running server and what a caller needs to reach it. */
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly url: string;
   readonly userCaFingerprint: string;
+  /** Re-reads the policy file (SIGHUP); the old policy stays if the new one is invalid. */
+  reloadPolicy(): ReturnType<PolicyStore['reload']>;
   /** Dev mode: the environment `sshca login` needs (credentials file, profile). */
   readonly devLogin?: { readonly credentialsPath: string; readonly profile: string; readonly user: string };
   close(): Promise<void>;
@@ -48,6 +51,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   // Dev: the allowlist is filled once we know the port /dev/sts listens on.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   const audience = dev ? dev.audience : prod!.audience;
+  const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
   const app = buildApp({
     audience,
@@ -55,13 +59,13 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     authenticator: new StsAuthenticator({
       audience,
       endpoints,
-      accounts: new Set(dev ? [dev.identity.account] : prod!.accounts),
+      accounts: policy.accounts,
       identityRules: { trustedSessionRoles: new Set(prod?.trustedSessionRoles ?? []), allowFederatedUsers: prod?.allowFederatedUsers ?? false },
       replayCache: store,
       transport,
       clock,
     }),
-    policy: new SelfNamePolicy({}),
+    policy,
     userSigner: signer,
     ...(hostSigner ? { hostSigner } : {}),
     ca: new CertificateAuthority({ signer }),
@@ -84,6 +88,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     app,
     url,
     userCaFingerprint: fingerprintOf(signer.publicKey().blob),
+    reloadPolicy: () => policy.reload(),
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close: () => app.close(),
   };
@@ -128,6 +133,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   try {
     server = await startServer(config);
   } catch (err) {
+    if (err instanceof PolicyFileError) {
+      process.stderr.write(`sshca-server: cannot start: ${err.message}\n`);
+      return 1;
+    }
     // The cause carries what an operator needs (the key ARN, KMS's own words).
     const cause = (err as Error).cause instanceof Error ? ` (${((err as Error).cause as Error).message})` : '';
     process.stderr.write(`sshca-server: cannot start: ${(err as Error).message}${cause}\n`);
@@ -140,6 +149,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
         `  AWS_SHARED_CREDENTIALS_FILE=${server.devLogin.credentialsPath} sshca login --server ${server.url} --profile ${server.devLogin.profile}\n`,
     );
   }
+  process.on('SIGHUP', () => {
+    const result = server.reloadPolicy();
+    if (result.ok) server.app.log.info({ rules: result.rules }, 'policy reloaded');
+    else server.app.log.error({ code: result.error.code, reason: result.error.message }, 'policy reload refused; the previous policy stays in force');
+  });
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once('SIGINT', stop);

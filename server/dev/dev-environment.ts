@@ -14,6 +14,7 @@ export interface DevEnvironment {
   readonly caKeyPath: string;
   readonly auditDbPath: string;
   readonly credentialsPath: string;
+  readonly policyPath: string;
   readonly audience: string;
   readonly identity: DevIdentity;
 }
@@ -48,12 +49,30 @@ export function prepareDevEnvironment(dataDir: string, devUser: string, caKeyTyp
   if (!accessKeyId || !secretAccessKey) throw new Error(`${credentialsPath} is not a dev credentials file; remove it to regenerate`);
   // A per-data-dir audience: a token made for one dev server is useless at another.
   const audience = persistent(join(dataDir, 'audience'), () => `sshca-dev-${randomBytes(8).toString('hex')}`);
+  // The dev policy: every dev user gets its own name, and the admin and
+  // auditor roles. Written once; edit it and send SIGHUP to try policies.
+  const policyPath = join(dataDir, 'policy.yaml');
+  persistent(policyPath, () =>
+    [
+      '# sshca dev policy, generated on first start. Edit it and send SIGHUP to reload (docs/policy.md).',
+      `accounts: ['${DEV_ACCOUNT}']`,
+      'rules:',
+      '  - name: dev-user',
+      '    match:',
+      `      account: '${DEV_ACCOUNT}'`,
+      "    principals: ['{{user}}']",
+      '    ttl: 8h',
+      '    maxTtl: 12h',
+      '    roles: [admin, auditor]',
+    ].join('\n'),
+  );
   const userHash = createHash('sha256').update(devUser).digest();
   return {
     dataDir,
     caKeyPath: join(dataDir, 'ca', `user-${caKeyType}.pem`),
     auditDbPath: join(dataDir, 'audit.db'),
     credentialsPath,
+    policyPath,
     audience,
     identity: {
       accessKeyId,

@@ -48,7 +48,7 @@ export class StsAuthenticator implements Authenticator {
       readonly audience: string;
       readonly endpoints: StsEndpointAllowlist;
       /** GetCallerIdentity succeeds for every AWS account on earth: only these count. */
-      readonly accounts: ReadonlySet<string>;
+      readonly accounts: { has(accountId: string): boolean };
       readonly identityRules: IdentityRules;
       readonly replayCache: ReplayCache;
       readonly transport: StsTransport;

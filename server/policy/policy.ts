@@ -7,6 +7,8 @@ export interface CertificateRequest {
   readonly principals?: readonly string[];
   readonly ttlSeconds?: number;
   readonly reason?: string;
+  /** The caller's address, for `source-address` templates. */
+  readonly sourceIp?: string;
 }
 
 /** What policy grants for one request. */
@@ -15,6 +17,8 @@ export interface PolicyDecision {
   readonly ttlSeconds: number;
   readonly extensions: Readonly<Record<string, string>>;
   readonly criticalOptions: Readonly<Record<string, string>>;
+  /** The rule that decided, for the audit record. */
+  readonly ruleName?: string;
 }
 
 /** Decides a request, or throws a PolicyError with a POLICY_* code. */

@@ -13,6 +13,7 @@ interface UserCertificateBody {
   principals?: string[];
   ttlSeconds?: number;
   reason?: string;
+  nonce?: string;
 }
 
 /** Hard bounds on what may be asked at all; policy decides within them. */
@@ -27,6 +28,9 @@ const bodySchema = {
     principals: { type: 'array', minItems: 1, maxItems: 32, items: { type: 'string', minLength: 1, maxLength: 256 } },
     ttlSeconds: { type: 'integer', minimum: 60, maximum: MAX_REQUESTABLE_TTL_SECONDS },
     reason: { type: 'string', minLength: 1, maxLength: 512 },
+    // Random per request: SigV4 signatures are deterministic within a second,
+    // so without it a repeated login would carry the same (replayed) token.
+    nonce: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' },
   },
 } as const;
 
@@ -62,6 +66,7 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
       const body = request.body;
       const publicKey = parseUserKey(body.publicKey);
       const decision = deps.policy.decide(identity, {
+        sourceIp: request.ip,
         ...(body.principals ? { principals: body.principals } : {}),
         ...(body.ttlSeconds !== undefined ? { ttlSeconds: body.ttlSeconds } : {}),
         ...(body.reason !== undefined ? { reason: body.reason } : {}),

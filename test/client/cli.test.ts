@@ -41,6 +41,15 @@ t.test('login writes key 0600 and certificate 0644; status reports it; re-login 
   t.equal(JSON.parse((await runCli(['status', '--json'], env)).stdout).serial, JSON.parse(second.stdout).serial, 'status sees the new one');
 });
 
+t.test('the same login twice in one second: both succeed (each request carries a fresh nonce)', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'hana' });
+  const env = devLoginEnv(dev.dataDir, t.testdir());
+  t.equal((await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev'], env)).code, 0, 'first login creates the key');
+  const [a, b] = await Promise.all([0, 1].map(() => runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--json'], env)));
+  t.equal(a!.code, 0, a!.stderr);
+  t.equal(b!.code, 0, b!.stderr);
+});
+
 t.test('status: expired and unreadable certificates exit 1', async (t) => {
   const home = t.testdir({ '.ssh': { sshca: { 'id_ed25519-cert.pub': 'ssh-ed25519-cert-v01@openssh.com AAAA\n' } } });
   const unreadable = await runCli(['status', '--json'], { HOME: home });

@@ -8,7 +8,7 @@ import { productionStsEndpoint } from '../../server/identity/sts-endpoints.js';
 const prodEnv = {
   SSHCA_AUDIENCE: 'https://sshca.example.com',
   SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/,https://sts.amazonaws.com/',
-  SSHCA_ACCOUNTS: '123456789012',
+  SSHCA_POLICY: '/etc/sshca/policy.yaml',
   SSHCA_USER_CA: 'file:/etc/sshca/user-ca.pem',
   SSHCA_AUDIT_DB: '/var/lib/sshca/audit.db',
 };
@@ -52,7 +52,7 @@ t.test('bad configuration is refused with CONFIG_INVALID', async (t) => {
     ['production without settings', [], {}],
     ['endpoint with a port', [], { ...prodEnv, SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com:443/' }],
     ['endpoint look-alike', [], { ...prodEnv, SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com.evil.example/' }],
-    ['account not 12 digits', [], { ...prodEnv, SSHCA_ACCOUNTS: '1234' }],
+    ['relative policy path', [], { ...prodEnv, SSHCA_POLICY: 'policy.yaml' }],
     ['relative CA key path', [], { ...prodEnv, SSHCA_USER_CA: 'file:ca.pem' }],
     ['no user CA', [], { ...prodEnv, SSHCA_USER_CA: '' }],
     ['kms key id that is not a key id', [], { ...prodEnv, SSHCA_USER_CA: 'kms:arn:aws:kms:eu-west-1:123456789012:key/x' }],

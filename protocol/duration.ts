@@ -1,0 +1,13 @@
+// Durations as people write them: `8h`, `30m`, `1h30m`, `90s`, or seconds.
+
+const UNIT: Readonly<Record<string, number>> = { d: 86400, h: 3600, m: 60, s: 1 };
+
+/** Seconds, or undefined when `text` is not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d{1,9}$/.test(t)) return Number(t);
+  if (!/^(\d{1,6}[dhms])+$/.test(t)) return undefined;
+  let total = 0;
+  for (const [, n, unit] of t.matchAll(/(\d+)([dhms])/g)) total += Number(n) * UNIT[unit!]!;
+  return total;
+}
