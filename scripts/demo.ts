@@ -100,10 +100,11 @@ async function main(): Promise<number> {
 
     heading('the audit record (every certificate and every refusal)');
     const db = new Database(join(dataDir, 'audit.db'), { readonly: true });
-    const rows = db.prepare('SELECT id, kind, at, caller_arn, serial, principals, code FROM audit_records ORDER BY id').all() as Array<Record<string, string | number | null>>;
+    const rows = db.prepare('SELECT seq, kind, at, data FROM audit_records ORDER BY seq').all() as Array<{ seq: number; kind: string; at: string; data: string }>;
     db.close();
     for (const row of rows) {
-      say(`    #${row.id} ${row.at} ${String(row.kind).padEnd(7)} ${row.caller_arn ?? '(unknown caller)'} ${row.kind === 'issued' ? `serial ${row.serial} principals ${row.principals}` : row.code}`);
+      const d = JSON.parse(row.data) as Record<string, unknown>;
+      say(`    #${row.seq} ${row.at} ${row.kind.padEnd(7)} ${String(d.callerArn ?? '(unknown caller)')} ${row.kind === 'issued' ? `serial ${String(d.serial)} principals ${JSON.stringify(d.principals)}` : String(d.code)}`);
     }
   } catch (err) {
     ok = false;

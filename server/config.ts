@@ -38,6 +38,8 @@ export interface ProductionConfig extends CommonConfig {
   /** KMS endpoint override (VPC endpoints without private DNS; tests). */
   readonly kmsEndpoint?: string;
   readonly auditDbPath: string;
+  /** Ed25519 PEM that signs audit checkpoints (shared by replicas; not the CA key). */
+  readonly checkpointKeyPath: string;
   readonly stsTimeoutMs: number;
   readonly stsConnectTimeoutMs: number;
   /** Role ARNs whose trust policy pins sts:RoleSessionName. */
@@ -50,7 +52,7 @@ export type Config = DevConfig | ProductionConfig;
 export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
        sshca-server [--user-ca kms:<key ARN>|file:<path>] [--host-ca kms:<key ARN>|file:<path>]
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
-SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_AUDIT_DB, SSHCA_HOST, SSHCA_PORT,
+SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
@@ -149,6 +151,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   if (kmsEndpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(kmsEndpoint)) throw new ConfigError('SSHCA_KMS_ENDPOINT must be a URL like https://kms.eu-west-1.amazonaws.com');
   const auditDbPath = required(env, 'SSHCA_AUDIT_DB');
   if (!isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
+  const checkpointKeyPath = required(env, 'SSHCA_CHECKPOINT_KEY');
+  if (!isAbsolute(checkpointKeyPath)) throw new ConfigError('SSHCA_CHECKPOINT_KEY must be an absolute path to an Ed25519 PEM key');
   const stsTimeoutMs = milliseconds(env, 'SSHCA_STS_TIMEOUT_MS', 5000);
   const stsConnectTimeoutMs = milliseconds(env, 'SSHCA_STS_CONNECT_TIMEOUT_MS', 2000);
   if (stsConnectTimeoutMs > stsTimeoutMs) throw new ConfigError('SSHCA_STS_CONNECT_TIMEOUT_MS must not exceed SSHCA_STS_TIMEOUT_MS');
@@ -173,6 +177,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     ...(hostCa ? { hostCa } : {}),
     ...(kmsEndpoint ? { kmsEndpoint } : {}),
     auditDbPath,
+    checkpointKeyPath,
     stsTimeoutMs,
     stsConnectTimeoutMs,
     trustedSessionRoles: Object.freeze(trustedSessionRoles),

@@ -1,5 +1,7 @@
 // The record of every certificate issued and every refusal (DESIGN.md §3,
-// rule 13: no record, no certificate).
+// rule 13: no record, no certificate), chained and signed so that editing it
+// afterwards shows.
+import type { ChainedRecord } from '../../protocol/audit-chain.js';
 
 /** One issued certificate, as recorded before the response is sent. */
 export interface IssuedRecord {
@@ -11,13 +13,18 @@ export interface IssuedRecord {
   readonly principals: readonly string[];
   readonly validAfter: number;
   readonly validBefore: number;
+  readonly extensions: readonly string[];
+  readonly criticalOptions: Readonly<Record<string, string>>;
   readonly callerArn: string;
   readonly accountId: string;
+  readonly userId: string;
   readonly sourceIp: string;
+  readonly userAgent?: string;
   readonly publicKeyFingerprint: string;
   readonly certificateFingerprint: string;
   readonly caFingerprint: string;
   readonly reason?: string;
+  readonly policyRule?: string;
 }
 
 /** One refused request: the specific code stays here, never in the 401 body. */
@@ -26,21 +33,59 @@ export interface RefusalRecord {
   readonly at: Date;
   readonly code: string;
   readonly callerArn?: string;
+  readonly accountId?: string;
   readonly sourceIp: string;
+  readonly userAgent?: string;
 }
 
-/** A stored record as read back. */
-export type AuditRecord =
-  | ({ readonly id: number; readonly kind: 'issued' } & IssuedRecord)
-  | ({ readonly id: number; readonly kind: 'refused' } & RefusalRecord);
+/** Query filters (all optional, combined with AND). */
+export interface AuditFilter {
+  readonly kind?: 'issued' | 'refused';
+  readonly principal?: string;
+  readonly caller?: string;
+  readonly account?: string;
+  readonly serial?: string;
+  /** A public-key or certificate SHA256 fingerprint. */
+  readonly fingerprint?: string;
+  readonly since?: Date;
+  readonly until?: Date;
+}
 
-/** Durable audit storage. Every write resolves only once committed. */
+/** Newest first; `before` is the cursor (a sequence number) from the previous page. */
+export interface AuditPage {
+  readonly before?: number;
+  readonly limit: number;
+}
+
+/** Durable, chained audit storage. Every write resolves only once committed. */
 export interface AuditLog {
   recordIssued(record: IssuedRecord): Promise<void>;
   recordRefusal(record: RefusalRecord): Promise<void>;
-  /** The newest records first. */
-  recent(limit: number): Promise<AuditRecord[]>;
+  query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }>;
+  /** Every record, oldest first, for export and verification. */
+  exportRecords(): AsyncIterable<ChainedRecord>;
   /** Resolves when the store can take writes (for /readyz). */
   ready(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The hashed fields of an issued record. */
+export function issuedData(r: IssuedRecord): Record<string, unknown> {
+  return {
+    serial: r.serial.toString(), keyId: r.keyId, certificateType: r.certificateType, principals: [...r.principals],
+    validAfter: r.validAfter, validBefore: r.validBefore, extensions: [...r.extensions], criticalOptions: { ...r.criticalOptions },
+    callerArn: r.callerArn, accountId: r.accountId, userId: r.userId, sourceIp: r.sourceIp, userAgent: r.userAgent, requestId: r.requestId,
+    publicKeyFingerprint: r.publicKeyFingerprint, certificateFingerprint: r.certificateFingerprint, caFingerprint: r.caFingerprint,
+    reason: r.reason, policyRule: r.policyRule,
+  };
+}
+
+/** The hashed fields of a refusal. */
+export function refusalData(r: RefusalRecord): Record<string, unknown> {
+  return { code: r.code, callerArn: r.callerArn, accountId: r.accountId, sourceIp: r.sourceIp, userAgent: r.userAgent, requestId: r.requestId };
+}
+
+/** Drops undefined fields so the stored JSON is exactly what was hashed. */
+export function definedOnly(data: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined));
 }

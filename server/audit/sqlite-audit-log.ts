@@ -1,72 +1,112 @@
-// The embedded default's store: one SQLite file holding the audit record and
-// the replay cache. WAL with synchronous=FULL, so a write has reached the
-// disk before the certificate is returned.
+// The embedded default's store: one SQLite file holding the chained audit
+// record and the replay cache. WAL with synchronous=FULL, appends in
+// BEGIN IMMEDIATE transactions: a record, its hash and its checkpoint are
+// on disk before the certificate is returned.
 import Database from 'better-sqlite3';
+import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
 import type { ReplayCache } from '../identity/replay-cache.js';
-import type { AuditLog, AuditRecord, IssuedRecord, RefusalRecord } from './audit-log.js';
+import { definedOnly, issuedData, refusalData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord } from './audit-log.js';
+import type { CheckpointSigner } from './checkpoint-signer.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_records (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  kind TEXT NOT NULL CHECK (kind IN ('issued', 'refused')),
+  seq INTEGER PRIMARY KEY,
   at TEXT NOT NULL,
-  request_id TEXT NOT NULL,
-  source_ip TEXT NOT NULL,
-  caller_arn TEXT,
-  account_id TEXT,
-  code TEXT,
-  serial TEXT,
-  key_id TEXT,
-  certificate_type TEXT,
-  principals TEXT,
-  valid_after INTEGER,
-  valid_before INTEGER,
-  public_key_fingerprint TEXT,
-  certificate_fingerprint TEXT,
-  ca_fingerprint TEXT,
-  reason TEXT
+  kind TEXT NOT NULL,
+  data TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  checkpoint TEXT NOT NULL
 );
 -- Rule 8: serials are unique across everything this CA ever issued.
-CREATE UNIQUE INDEX IF NOT EXISTS audit_records_serial ON audit_records (serial) WHERE serial IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS audit_records_serial ON audit_records (json_extract(data, '$.serial')) WHERE kind = 'issued';
+CREATE INDEX IF NOT EXISTS audit_records_at ON audit_records (at);
 CREATE TABLE IF NOT EXISTS used_token_signatures (
   signature TEXT PRIMARY KEY,
   expires_at INTEGER NOT NULL
 );
 `;
 
+interface Row {
+  seq: number;
+  at: string;
+  kind: string;
+  data: string;
+  prev_hash: string;
+  hash: string;
+  checkpoint: string;
+}
+
+function toRecord(row: Row): ChainedRecord {
+  return { seq: row.seq, at: row.at, kind: row.kind, data: JSON.parse(row.data) as Record<string, unknown>, prevHash: row.prev_hash, hash: row.hash, checkpoint: row.checkpoint };
+}
+
 /** AuditLog and ReplayCache on one SQLite database. */
 export class SqliteAuditLog implements AuditLog, ReplayCache {
   private readonly db: Database.Database;
 
-  constructor(path: string, options: { busyTimeoutMs?: number } = {}) {
+  constructor(path: string, private readonly checkpoints: CheckpointSigner, options: { busyTimeoutMs?: number } = {}) {
     this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.exec(SCHEMA);
   }
 
-  async recordIssued(r: IssuedRecord): Promise<void> {
+  private append(kind: string, at: Date, data: Record<string, unknown>): void {
+    const stored = definedOnly(data);
     this.db
-      .prepare(
-        `INSERT INTO audit_records (kind, at, request_id, source_ip, caller_arn, account_id, serial, key_id, certificate_type,
-           principals, valid_after, valid_before, public_key_fingerprint, certificate_fingerprint, ca_fingerprint, reason)
-         VALUES ('issued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        r.at.toISOString(), r.requestId, r.sourceIp, r.callerArn, r.accountId, r.serial.toString(), r.keyId, r.certificateType,
-        JSON.stringify(r.principals), r.validAfter, r.validBefore, r.publicKeyFingerprint, r.certificateFingerprint, r.caFingerprint, r.reason ?? null,
-      );
+      .transaction(() => {
+        const last = this.db.prepare('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
+        const seq = (last?.seq ?? 0) + 1;
+        const prevHash = last?.hash ?? GENESIS_HASH;
+        const iso = at.toISOString();
+        const hash = recordHash(prevHash, seq, iso, kind, stored);
+        this.db
+          .prepare('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(seq, iso, kind, canonicalJson(stored), prevHash, hash, this.checkpoints.sign(seq, hash));
+      })
+      .immediate();
+  }
+
+  async recordIssued(r: IssuedRecord): Promise<void> {
+    this.append('issued', r.at, issuedData(r));
   }
 
   async recordRefusal(r: RefusalRecord): Promise<void> {
-    this.db
-      .prepare(`INSERT INTO audit_records (kind, at, request_id, source_ip, caller_arn, code) VALUES ('refused', ?, ?, ?, ?, ?)`)
-      .run(r.at.toISOString(), r.requestId, r.sourceIp, r.callerArn ?? null, r.code);
+    this.append('refused', r.at, refusalData(r));
   }
 
-  async recent(limit: number): Promise<AuditRecord[]> {
-    const rows = this.db.prepare('SELECT * FROM audit_records ORDER BY id DESC LIMIT ?').all(limit) as Row[];
-    return rows.map(toRecord);
+  async query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (sql: string, ...values: unknown[]) => {
+      where.push(sql);
+      args.push(...values);
+    };
+    if (filter.kind) add('kind = ?', filter.kind);
+    if (filter.principal) add("EXISTS (SELECT 1 FROM json_each(data, '$.principals') WHERE value = ?)", filter.principal);
+    if (filter.caller) add("json_extract(data, '$.callerArn') = ?", filter.caller);
+    if (filter.account) add("json_extract(data, '$.accountId') = ?", filter.account);
+    if (filter.serial) add("json_extract(data, '$.serial') = ?", filter.serial);
+    if (filter.fingerprint) add("(json_extract(data, '$.publicKeyFingerprint') = ? OR json_extract(data, '$.certificateFingerprint') = ?)", filter.fingerprint, filter.fingerprint);
+    if (filter.since) add('at >= ?', filter.since.toISOString());
+    if (filter.until) add('at < ?', filter.until.toISOString());
+    if (page.before !== undefined) add('seq < ?', page.before);
+    const sql = `SELECT * FROM audit_records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, page.limit + 1) as Row[];
+    const records = rows.slice(0, page.limit).map(toRecord);
+    return { records, ...(rows.length > page.limit ? { nextBefore: records.at(-1)!.seq } : {}) };
+  }
+
+  async *exportRecords(): AsyncIterable<ChainedRecord> {
+    // Pages rather than one long-lived iterator, so writers are never blocked by an export.
+    let after = 0;
+    for (;;) {
+      const rows = this.db.prepare('SELECT * FROM audit_records WHERE seq > ? ORDER BY seq LIMIT 1000').all(after) as Row[];
+      if (rows.length === 0) return;
+      for (const row of rows) yield toRecord(row);
+      after = rows.at(-1)!.seq;
+    }
   }
 
   async claim(key: string, expiresAt: Date, now: Date): Promise<boolean> {
@@ -85,48 +125,4 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
   async close(): Promise<void> {
     this.db.close();
   }
-}
-
-interface Row {
-  id: number;
-  kind: 'issued' | 'refused';
-  at: string;
-  request_id: string;
-  source_ip: string;
-  caller_arn: string | null;
-  account_id: string | null;
-  code: string | null;
-  serial: string | null;
-  key_id: string | null;
-  certificate_type: 'user' | 'host' | null;
-  principals: string | null;
-  valid_after: number | null;
-  valid_before: number | null;
-  public_key_fingerprint: string | null;
-  certificate_fingerprint: string | null;
-  ca_fingerprint: string | null;
-  reason: string | null;
-}
-
-function toRecord(row: Row): AuditRecord {
-  const common = { id: row.id, requestId: row.request_id, at: new Date(row.at), sourceIp: row.source_ip };
-  if (row.kind === 'refused') {
-    return { ...common, kind: 'refused', code: row.code ?? '', ...(row.caller_arn ? { callerArn: row.caller_arn } : {}) };
-  }
-  return {
-    ...common,
-    kind: 'issued',
-    serial: BigInt(row.serial ?? '0'),
-    keyId: row.key_id ?? '',
-    certificateType: row.certificate_type ?? 'user',
-    principals: JSON.parse(row.principals ?? '[]') as string[],
-    validAfter: row.valid_after ?? 0,
-    validBefore: row.valid_before ?? 0,
-    callerArn: row.caller_arn ?? '',
-    accountId: row.account_id ?? '',
-    publicKeyFingerprint: row.public_key_fingerprint ?? '',
-    certificateFingerprint: row.certificate_fingerprint ?? '',
-    caFingerprint: row.ca_fingerprint ?? '',
-    ...(row.reason ? { reason: row.reason } : {}),
-  };
 }

@@ -2,9 +2,9 @@
 // keeps the CA key in KMS (KmsSigner); this one exists so sshca runs with no
 // AWS account at all.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { publicKeyFromKeyObject, type SshPublicKey } from '../../protocol/ssh-public-key.js';
+import { readOrCreate } from '../persistent-file.js';
 import type { Signer } from './signer.js';
 import { hashFor, signatureAlgorithmFor, signatureBlobFromBackend, type SshSignatureAlgorithm } from './ssh-signature.js';
 
@@ -59,16 +59,7 @@ export class LocalSigner implements Signer {
    * overwriting) on first start.
    */
   static openOrCreate(path: string, type: CaKeyType): LocalSigner {
-    let pem: string;
-    try {
-      pem = readFileSync(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      pem = generateCaKey(type).export({ format: 'pem', type: 'pkcs8' }).toString();
-      // 'wx': fail rather than overwrite a key another process just wrote.
-      writeFileSync(path, pem, { mode: 0o600, flag: 'wx' });
-    }
+    const pem = readOrCreate(path, () => generateCaKey(type).export({ format: 'pem', type: 'pkcs8' }).toString());
     const signer = LocalSigner.fromFile(path, pem);
     if (signer.keyType !== type) throw new CaKeyMismatchError(`CA key ${path} is ${signer.keyType}, not ${type}`);
     return signer;

@@ -1,8 +1,9 @@
 // Prepares the embedded default's data dir: CA key, dev AWS credentials,
 // audience. Everything is created on first start and reused afterwards.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { readOrCreate } from '../persistent-file.js';
 import type { DevIdentity } from './dev-sts.js';
 
 export const DEV_PROFILE = 'sshca-dev';
@@ -13,6 +14,7 @@ export interface DevEnvironment {
   readonly dataDir: string;
   readonly caKeyPath: string;
   readonly auditDbPath: string;
+  readonly checkpointKeyPath: string;
   readonly credentialsPath: string;
   readonly policyPath: string;
   readonly audience: string;
@@ -25,16 +27,9 @@ function randomId(length: number): string {
   return Array.from(randomBytes(length), (b) => BASE32[b % 32]).join('');
 }
 
-/** Reads a value written on first start, or writes it now (0600, never overwriting). */
+/** A one-line value written on first start. */
 function persistent(path: string, create: () => string): string {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const value = create();
-    writeFileSync(path, `${value}\n`, { mode: 0o600, flag: 'wx' });
-    return value;
-  }
+  return readOrCreate(path, () => `${create()}\n`).trim();
 }
 
 /** Creates or reopens the data dir for `devUser`; one CA key file per key type, so switching types never clobbers a key. */
@@ -71,6 +66,7 @@ export function prepareDevEnvironment(dataDir: string, devUser: string, caKeyTyp
     dataDir,
     caKeyPath: join(dataDir, 'ca', `user-${caKeyType}.pem`),
     auditDbPath: join(dataDir, 'audit.db'),
+    checkpointKeyPath: join(dataDir, 'checkpoint-key.pem'),
     credentialsPath,
     policyPath,
     audience,

@@ -95,12 +95,16 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
           principals: template.principals,
           validAfter: template.validAfter,
           validBefore: template.validBefore,
+          extensions: Object.keys(template.extensions).sort(),
+          criticalOptions: template.criticalOptions,
           callerArn: identity.arn,
           accountId: identity.accountId,
+          userId: identity.userId,
           publicKeyFingerprint: fingerprintOf(publicKey.blob),
           certificateFingerprint: issued.fingerprint,
           caFingerprint: issued.caFingerprint,
           ...(body.reason !== undefined ? { reason: body.reason } : {}),
+          ...(decision.ruleName !== undefined ? { policyRule: decision.ruleName } : {}),
         });
       } catch (cause) {
         throw new UnavailableError('UNAVAILABLE_STORE', 'the audit store is unavailable; no certificate was issued', { cause, retryAfterSeconds: 5 });
@@ -122,8 +126,9 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
 }
 
 /** What every audit record says about the request it came from. */
-function auditContext(deps: AppDeps, request: FastifyRequest): { requestId: string; at: Date; sourceIp: string } {
-  return { requestId: request.id, at: deps.clock.now(), sourceIp: request.ip };
+function auditContext(deps: AppDeps, request: FastifyRequest): { requestId: string; at: Date; sourceIp: string; userAgent?: string } {
+  const userAgent = request.headers['user-agent']?.slice(0, 256);
+  return { requestId: request.id, at: deps.clock.now(), sourceIp: request.ip, ...(userAgent ? { userAgent } : {}) };
 }
 
 /** Best effort: a refusal that cannot be recorded is still a refusal (and is logged). */
@@ -133,7 +138,7 @@ async function recordRefusal(deps: AppDeps, request: FastifyRequest, err: unknow
     await deps.audit.recordRefusal({
       ...auditContext(deps, request),
       code,
-      ...(identity ? { callerArn: identity.arn } : {}),
+      ...(identity ? { callerArn: identity.arn, accountId: identity.accountId } : {}),
     });
   } catch (recordErr) {
     request.log.error({ err: recordErr, code }, 'refusal could not be recorded');

@@ -11,6 +11,7 @@ const prodEnv = {
   SSHCA_POLICY: '/etc/sshca/policy.yaml',
   SSHCA_USER_CA: 'file:/etc/sshca/user-ca.pem',
   SSHCA_AUDIT_DB: '/var/lib/sshca/audit.db',
+  SSHCA_CHECKPOINT_KEY: '/etc/sshca/checkpoint.pem',
 };
 
 t.test('dev defaults', async (t) => {

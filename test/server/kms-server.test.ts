@@ -1,12 +1,20 @@
 // The built server in production mode with its CA keys in KMS: only the KMS
 // endpoint differs from a real deployment (SSHCA_KMS_ENDPOINT).
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { KmsSigner } from '../../server/ca/kms-signer.js';
 import { toOpenSshLine } from '../../protocol/ssh-public-key.js';
 import { startKmsFixture } from '../fixtures/kms-fixture.js';
+
+/** A checkpoint key file in `dir`. */
+function checkpointKey(dir: string): string {
+  const path = join(dir, 'checkpoint.pem');
+  writeFileSync(path, generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }));
+  return path;
+}
 
 /** A minimal policy file in `dir`. */
 function policy(dir: string): string {
@@ -40,7 +48,7 @@ t.test('sshca-server --user-ca kms:<arn> --host-ca kms:<arn>', async (t) => {
   const hostArn = kms.createKey('ECC_NIST_P384');
   const dir = t.testdir();
   const env = {
-    SSHCA_AUDIENCE: 'https://sshca.test.example', SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/', SSHCA_POLICY: policy(dir),
+    SSHCA_AUDIENCE: 'https://sshca.test.example', SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_CHECKPOINT_KEY: checkpointKey(dir),
     SSHCA_AUDIT_DB: join(dir, 'audit.db'), SSHCA_PORT: '0', SSHCA_LOG_LEVEL: 'silent', SSHCA_KMS_ENDPOINT: kms.url,
     AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true',
   };
@@ -59,7 +67,7 @@ t.test('a disabled KMS key stops the server at start-up with the key named', asy
   kms.setState(arn, 'Disabled');
   const dir = t.testdir();
   const server = await runServer(t, ['--user-ca', `kms:${arn}`], {
-    SSHCA_AUDIENCE: 'a', SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_AUDIT_DB: join(dir, 'a.db'), SSHCA_PORT: '0',
+    SSHCA_AUDIENCE: 'a', SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_CHECKPOINT_KEY: checkpointKey(dir), SSHCA_AUDIT_DB: join(dir, 'a.db'), SSHCA_PORT: '0',
     SSHCA_KMS_ENDPOINT: kms.url, AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true',
   });
   t.equal(server.code, 1);

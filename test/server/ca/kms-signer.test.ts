@@ -142,6 +142,6 @@ t.test('every KMS fault yields its documented 503 and no certificate', async (t)
   t.equal(disabled.json().code, 'UNAVAILABLE_KMS_KEY_DISABLED', 'disabled after start-up');
   kms.setState(keyArn, 'PendingDeletion');
   t.equal((await requestCertificate()).json().code, 'UNAVAILABLE_KMS_KEY_DISABLED', 'pending deletion');
-  const issued = (await audit.recent(100)).filter((r) => r.kind === 'issued');
+  const issued = (await audit.query({ kind: 'issued' }, { limit: 100 })).records;
   t.equal(issued.length, 1, 'only the control certificate was ever recorded as issued');
 });

@@ -1,0 +1,77 @@
+// The tamper-evident audit chain: how a record is hashed, signed and
+// verified. The server writes it; `sshca audit verify` checks it offline.
+import { createHash } from 'node:crypto';
+import { compactVerify, type CryptoKey, type KeyObject } from 'jose';
+
+/** A record as stored and exported. */
+export interface ChainedRecord {
+  readonly seq: number;
+  readonly at: string;
+  readonly kind: string;
+  /** The record's fields; what the hash covers. */
+  readonly data: Readonly<Record<string, unknown>>;
+  readonly prevHash: string;
+  readonly hash: string;
+  /** Compact JWS (EdDSA) over `{ seq, hash }`: the record is its own checkpoint. */
+  readonly checkpoint: string;
+}
+
+/** The hash before the first record. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** JSON with object keys sorted at every depth: one byte string per value. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function recordHash(prevHash: string, seq: number, at: string, kind: string, data: Readonly<Record<string, unknown>>): string {
+  return createHash('sha256').update(`${prevHash}\n${canonicalJson({ seq, at, kind, data })}`).digest('hex');
+}
+
+/** The signed statement a checkpoint makes. */
+export function checkpointPayload(seq: number, hash: string): string {
+  return canonicalJson({ seq, hash });
+}
+
+/** Why a chain does not verify, naming the first bad record. */
+export interface ChainFailure {
+  readonly seq: number;
+  readonly reason: 'sequence' | 'previous-hash' | 'hash' | 'checkpoint' | 'head';
+  readonly message: string;
+}
+
+export type VerifyKey = CryptoKey | KeyObject | Uint8Array;
+
+/**
+ * Verifies records in order: consecutive sequence numbers from `firstSeq`,
+ * each linked to the previous hash, each hash recomputed, each checkpoint
+ * signed by `key`. An edited record fails its hash; a deleted, inserted or
+ * reordered one breaks the sequence or the link; a forged one cannot be
+ * signed. Returns the number verified, or the first failure.
+ */
+export async function verifyChain(records: Iterable<ChainedRecord> | AsyncIterable<ChainedRecord>, key: VerifyKey, options: { firstSeq?: number; firstPrevHash?: string } = {}): Promise<{ ok: true; count: number; lastSeq: number; lastHash: string } | { ok: false; failure: ChainFailure }> {
+  let expectedSeq = options.firstSeq ?? 1;
+  let prevHash = options.firstPrevHash ?? GENESIS_HASH;
+  let count = 0;
+  for await (const r of records) {
+    const fail = (reason: ChainFailure['reason'], message: string) => ({ ok: false as const, failure: { seq: r.seq, reason, message } });
+    if (r.seq !== expectedSeq) return fail('sequence', `record ${r.seq} found where ${expectedSeq} was expected (deleted, inserted or reordered records)`);
+    if (r.prevHash !== prevHash) return fail('previous-hash', `record ${r.seq} does not link to record ${r.seq - 1}`);
+    if (recordHash(r.prevHash, r.seq, r.at, r.kind, r.data) !== r.hash) return fail('hash', `record ${r.seq} was modified after it was written`);
+    try {
+      const { payload } = await compactVerify(r.checkpoint, key, { algorithms: ['EdDSA'] });
+      if (new TextDecoder().decode(payload) !== checkpointPayload(r.seq, r.hash)) return fail('checkpoint', `record ${r.seq}'s checkpoint signs something else`);
+    } catch {
+      return fail('checkpoint', `record ${r.seq}'s checkpoint does not verify with the checkpoint key`);
+    }
+    prevHash = r.hash;
+    expectedSeq++;
+    count++;
+  }
+  return { ok: true, count, lastSeq: expectedSeq - 1, lastHash: prevHash };
+}
