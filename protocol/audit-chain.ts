@@ -1,7 +1,7 @@
 // The tamper-evident audit chain: how a record is hashed, signed and
 // verified. The server writes it; `sshca audit verify` checks it offline.
 import { createHash } from 'node:crypto';
-import { compactVerify, type CryptoKey, type KeyObject } from 'jose';
+import { compactVerify, importJWK, type CryptoKey, type KeyObject } from 'jose';
 
 /** A record as stored and exported. */
 export interface ChainedRecord {
@@ -74,4 +74,10 @@ export async function verifyChain(records: Iterable<ChainedRecord> | AsyncIterab
     count++;
   }
   return { ok: true, count, lastSeq: expectedSeq - 1, lastHash: prevHash };
+}
+
+/** Imports the published checkpoint key (GET /v1/audit/checkpoint-key) for verifyChain. */
+export async function importCheckpointKey(jwk: Readonly<Record<string, unknown>>): Promise<VerifyKey> {
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('the checkpoint key must be an Ed25519 JWK');
+  return (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA')) as VerifyKey;
 }

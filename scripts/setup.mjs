@@ -2,7 +2,7 @@
 // machine: npm packages, and (as root, via apt-get) openssh-server. Plain
 // Node with no dependencies, because it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,19 +24,23 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
+const isRoot = process.getuid?.() === 0;
+const aptInstall = (packages) => {
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: 'inherit', env });
+  } catch (err) {
+    log(`apt-get failed: ${err.message}`);
+  }
+};
+
 // OpenSSH: tests and the demo check certificates with the real ssh-keygen, ssh and sshd.
 const have = (bin) => existsSync(bin);
 if (!have('/usr/sbin/sshd') || !have('/usr/bin/ssh-keygen') || !have('/usr/bin/ssh')) {
-  const isRoot = process.getuid?.() === 0;
   if (isRoot && have('/usr/bin/apt-get')) {
     log('installing openssh-server and openssh-client (apt-get)');
-    try {
-      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-      execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-      execFileSync('apt-get', ['install', '-y', '-qq', 'openssh-server', 'openssh-client'], { stdio: 'inherit', env });
-    } catch (err) {
-      log(`apt-get failed: ${err.message}`);
-    }
+    aptInstall(['openssh-server', 'openssh-client']);
   }
   if (!have('/usr/sbin/sshd') || !have('/usr/bin/ssh-keygen')) {
     const hint = 'install it with: sudo apt-get install openssh-server openssh-client';
@@ -45,5 +49,21 @@ if (!have('/usr/sbin/sshd') || !have('/usr/bin/ssh-keygen') || !have('/usr/bin/s
       process.exit(1);
     }
     log(`OpenSSH (sshd/ssh-keygen) is missing; tests and the demo that need it will say so. ${hint}`);
+  }
+}
+
+// PostgreSQL: the shared audit store is tested against a real server (tests start their own cluster).
+const havePostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb')));
+if (purpose === 'test' && !havePostgres()) {
+  if (isRoot && have('/usr/bin/apt-get')) {
+    log('installing postgresql (apt-get)');
+    aptInstall(['postgresql']);
+  }
+  if (!havePostgres()) {
+    if (strict) {
+      log('PostgreSQL is missing and CI=true: the PostgreSQL store tests cannot be skipped; install it with: sudo apt-get install postgresql');
+      process.exit(1);
+    }
+    log('PostgreSQL is missing; its store tests will be skipped. Install it with: sudo apt-get install postgresql');
   }
 }

@@ -16,6 +16,8 @@ interface CommonConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
+  /** `postgres://…`: the shared store; absent: SQLite. */
+  readonly store?: string;
 }
 
 /** `sshca-server --dev`: the embedded default, no AWS. */
@@ -37,7 +39,8 @@ export interface ProductionConfig extends CommonConfig {
   readonly hostCa?: KeyReference;
   /** KMS endpoint override (VPC endpoints without private DNS; tests). */
   readonly kmsEndpoint?: string;
-  readonly auditDbPath: string;
+  /** SQLite file when no SSHCA_STORE is given. */
+  readonly auditDbPath?: string;
   /** Ed25519 PEM that signs audit checkpoints (shared by replicas; not the CA key). */
   readonly checkpointKeyPath: string;
   readonly stsTimeoutMs: number;
@@ -52,7 +55,7 @@ export type Config = DevConfig | ProductionConfig;
 export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
        sshca-server [--user-ca kms:<key ARN>|file:<path>] [--host-ca kms:<key ARN>|file:<path>]
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
-SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
+SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
@@ -101,6 +104,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   }
   const o = parsed.values;
   const logLevel = env.SSHCA_LOG_LEVEL ?? 'info';
+  const store = env.SSHCA_STORE?.trim() || undefined;
+  if (store !== undefined && !/^postgres(?:ql)?:\/\/\S+$/.test(store)) throw new ConfigError('SSHCA_STORE must be a postgres:// URL');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`SSHCA_LOG_LEVEL ${logLevel} is not a pino level`);
   if (o.dev && (o['user-ca'] !== undefined || o['host-ca'] !== undefined)) {
     throw new ConfigError('--user-ca/--host-ca apply to production mode; --dev keeps its CA key in the data dir');
@@ -121,6 +126,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
       devUser,
       caKeyType,
       logLevel,
+      ...(store ? { store } : {}),
     });
   }
   for (const flag of ['host', 'port', 'data-dir', 'dev-user', 'ca-key-type'] as const) {
@@ -149,8 +155,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const hostCa = keyReference(o['host-ca'] ?? env.SSHCA_HOST_CA, '--host-ca/SSHCA_HOST_CA');
   const kmsEndpoint = env.SSHCA_KMS_ENDPOINT?.trim() || undefined;
   if (kmsEndpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(kmsEndpoint)) throw new ConfigError('SSHCA_KMS_ENDPOINT must be a URL like https://kms.eu-west-1.amazonaws.com');
-  const auditDbPath = required(env, 'SSHCA_AUDIT_DB');
-  if (!isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
+  const auditDbPath = env.SSHCA_AUDIT_DB?.trim() || undefined;
+  if (!store && !auditDbPath) throw new ConfigError('SSHCA_STORE (postgres://…) or SSHCA_AUDIT_DB (a SQLite file) is required in production mode');
+  if (auditDbPath !== undefined && !isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
   const checkpointKeyPath = required(env, 'SSHCA_CHECKPOINT_KEY');
   if (!isAbsolute(checkpointKeyPath)) throw new ConfigError('SSHCA_CHECKPOINT_KEY must be an absolute path to an Ed25519 PEM key');
   const stsTimeoutMs = milliseconds(env, 'SSHCA_STS_TIMEOUT_MS', 5000);
@@ -176,7 +183,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     userCa,
     ...(hostCa ? { hostCa } : {}),
     ...(kmsEndpoint ? { kmsEndpoint } : {}),
-    auditDbPath,
+    ...(store ? { store } : { auditDbPath: auditDbPath! }),
     checkpointKeyPath,
     stsTimeoutMs,
     stsConnectTimeoutMs,

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { fingerprintOf } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
 import { CheckpointSigner } from './audit/checkpoint-signer.js';
+import { PostgresAuditLog } from './audit/postgres-audit-log.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -49,7 +50,9 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
   const hostSigner = prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
   const checkpoints = dev ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath) : CheckpointSigner.fromFile(prod!.checkpointKeyPath);
-  const store = new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath, checkpoints);
+  const store = config.store
+    ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
+    : new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints);
   // Dev: the allowlist is filled once we know the port /dev/sts listens on.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   const audience = dev ? dev.audience : prod!.audience;
