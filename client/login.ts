@@ -1,8 +1,7 @@
 // `sshca login`: prove who you are with AWS credentials, get a certificate.
-import { ClientError } from './client-error.js';
 import { ensureKey, keyPaths, writeCertificate } from './key-files.js';
-import { ServerApi, type UserCertificateResponse } from './server-api.js';
-import { chooseEndpoint } from './sts-endpoint-region.js';
+import type { UserCertificateResponse } from './server-api.js';
+import { openSignedSession } from './signed-session.js';
 
 export interface LoginOptions {
   readonly server: string;
@@ -22,14 +21,7 @@ export interface LoginResult extends UserCertificateResponse {
 export async function login(options: LoginOptions): Promise<LoginResult> {
   const paths = keyPaths(options.key, options.home);
   const publicKey = await ensureKey(paths, options.key !== undefined);
-  const api = new ServerApi(options.server);
-  const info = await api.caInfo();
-  // Loaded here, not at start-up: commands that never sign stay fast.
-  const { IdentityTokenSigner, profileRegion } = await import('./identity-token-signer.js');
-  // Several allowed endpoints: sign for the one in the profile's region.
-  const endpoint = chooseEndpoint(info.stsEndpoints, info.stsEndpoints.length > 1 ? await profileRegion(options.profile) : undefined);
-  if (!endpoint) throw new ClientError('CLIENT_BAD_RESPONSE', 'the server allows no STS endpoint');
-  const signer = new IdentityTokenSigner(options.profile ? { profile: options.profile } : {});
+  const { api, info, signer, endpoint } = await openSignedSession(options.server, options.profile);
   const response = await api.userCertificate(
     {
       publicKey,

@@ -57,7 +57,20 @@ export class ServerApi {
     return (await this.call('POST', USER_CERT_PATH, json, token)) as UserCertificateResponse;
   }
 
-  private async call(method: string, path: string, body?: string, token?: string): Promise<unknown> {
+  /** GET with a token bound to the path and query (auditor and admin routes); returns the body text. */
+  async signedGet(path: string, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<string> {
+    // As for POST bodies: a nonce keeps two identical GETs in one second from sharing a token.
+    const pathAndQuery = `${path}${path.includes('?') ? '&' : '?'}nonce=${randomBytes(12).toString('base64url')}`;
+    const token = await signer.sign({ endpoint, audience: info.audience, method: 'GET', pathAndQuery, body: '' });
+    return (await this.call('GET', pathAndQuery, undefined, token, true)) as string;
+  }
+
+  /** GET without authentication, parsed as JSON. */
+  async publicGet(path: string): Promise<unknown> {
+    return this.call('GET', path);
+  }
+
+  private async call(method: string, path: string, body?: string, token?: string, rawText = false): Promise<unknown> {
     let response: Response;
     try {
       response = await fetch(`${this.base}${path}`, {
@@ -73,6 +86,7 @@ export class ServerApi {
       throw new ClientError('CLIENT_SERVER_UNREACHABLE', `cannot reach the sshca server at ${this.base} (${detail})`, { cause: err });
     }
     const text = await response.text();
+    if (rawText && response.ok) return text;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

@@ -81,3 +81,55 @@ export async function importCheckpointKey(jwk: Readonly<Record<string, unknown>>
   if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('the checkpoint key must be an Ed25519 JWK');
   return (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA')) as VerifyKey;
 }
+
+/** The signed statement that ends an export: the chain head as of `at`. */
+export function headPayload(seq: number, hash: string, at: string): string {
+  return canonicalJson({ head: { seq, hash, at } });
+}
+
+/** One line of an NDJSON export. */
+export type ExportLine = ({ type: 'record' } & ChainedRecord) | { type: 'head'; seq: number; hash: string; at: string; checkpoint: string };
+
+/**
+ * Verifies an NDJSON export: every record (verifyChain), then the signed
+ * head, which must name the last record. A file cut short loses its head or
+ * disagrees with it.
+ */
+export async function verifyExport(lines: Iterable<string> | AsyncIterable<string>, key: VerifyKey): Promise<{ ok: true; count: number; headAt: string } | { ok: false; failure: ChainFailure }> {
+  let head: Extract<ExportLine, { type: 'head' }> | undefined;
+  let lineNo = 0;
+  async function* records(): AsyncIterable<ChainedRecord> {
+    for await (const line of lines) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      if (head) throw new ChainError({ seq: head.seq, reason: 'head', message: `line ${lineNo}: data after the head` });
+      const parsed = JSON.parse(line) as ExportLine;
+      if (parsed.type === 'head') head = parsed;
+      else if (parsed.type === 'record') yield { seq: parsed.seq, at: parsed.at, kind: parsed.kind, data: parsed.data, prevHash: parsed.prevHash, hash: parsed.hash, checkpoint: parsed.checkpoint };
+      else throw new ChainError({ seq: 0, reason: 'sequence', message: `line ${lineNo}: not a record` });
+    }
+  }
+  let chain;
+  try {
+    chain = await verifyChain(records(), key);
+  } catch (err) {
+    if (err instanceof ChainError) return { ok: false, failure: err.failure };
+    return { ok: false, failure: { seq: 0, reason: 'sequence', message: `line ${lineNo}: ${(err as Error).message}` } };
+  }
+  if (!chain.ok) return chain;
+  if (!head) return { ok: false, failure: { seq: chain.lastSeq, reason: 'head', message: 'the export has no signed head (cut short?)' } };
+  if (head.seq !== chain.lastSeq || head.hash !== chain.lastHash) return { ok: false, failure: { seq: head.seq, reason: 'head', message: `the head names record ${head.seq}, the export ends at ${chain.lastSeq}` } };
+  try {
+    const { payload } = await compactVerify(head.checkpoint, key, { algorithms: ['EdDSA'] });
+    if (new TextDecoder().decode(payload) !== headPayload(head.seq, head.hash, head.at)) throw new Error('payload');
+  } catch {
+    return { ok: false, failure: { seq: head.seq, reason: 'head', message: 'the head signature does not verify with the checkpoint key' } };
+  }
+  return { ok: true, count: chain.count, headAt: head.at };
+}
+
+class ChainError extends Error {
+  constructor(readonly failure: ChainFailure) {
+    super(failure.message);
+  }
+}

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AuditLog } from './audit/audit-log.js';
+import type { CheckpointSigner } from './audit/checkpoint-signer.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import type { Signer } from './ca/signer.js';
 import type { Clock } from './clock.js';
@@ -11,6 +12,7 @@ import { AuthnError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN_MESSAGE } fro
 import type { Authenticator } from './identity/sts-authenticator.js';
 import type { StsEndpointAllowlist } from './identity/sts-endpoints.js';
 import type { Policy } from './policy/policy.js';
+import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCaRoutes } from './routes/ca-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerUserCertificateRoute } from './routes/user-certificate-route.js';
@@ -26,6 +28,8 @@ export interface AppDeps {
   readonly hostSigner?: Signer;
   readonly ca: CertificateAuthority;
   readonly audit: AuditLog;
+  /** Signs audit checkpoints; its public key is published. */
+  readonly checkpoints: CheckpointSigner;
   readonly clock: Clock;
   /** Present only in dev mode: enables /dev/sts. */
   readonly devSts?: DevIdentity;
@@ -69,6 +73,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerHealthRoutes(app, deps);
   registerCaRoutes(app, deps);
   registerUserCertificateRoute(app, deps);
+  registerAuditRoutes(app, deps);
   if (deps.devSts) registerDevSts(app, { identity: deps.devSts, clock: deps.clock });
   return app;
 }

@@ -75,6 +75,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(hostSigner ? { hostSigner } : {}),
     ca: new CertificateAuthority({ signer }),
     audit: store,
+    checkpoints,
     clock,
     ...(dev ? { devSts: dev.identity } : {}),
     logger,

@@ -2,7 +2,7 @@
 // whoever can sign certificates should not also be able to rewrite history.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { checkpointPayload } from '../../protocol/audit-chain.js';
+import { checkpointPayload, headPayload } from '../../protocol/audit-chain.js';
 import { readOrCreate } from '../persistent-file.js';
 
 /** The public half, as published at GET /v1/audit/checkpoint-key. */
@@ -42,7 +42,16 @@ export class CheckpointSigner {
   }
 
   sign(seq: number, hash: string): string {
-    const input = `${this.header}.${Buffer.from(checkpointPayload(seq, hash)).toString('base64url')}`;
+    return this.jws(checkpointPayload(seq, hash));
+  }
+
+  /** Signs the head of an export: the chain as of `at`. */
+  signHead(seq: number, hash: string, at: string): string {
+    return this.jws(headPayload(seq, hash, at));
+  }
+
+  private jws(payload: string): string {
+    const input = `${this.header}.${Buffer.from(payload).toString('base64url')}`;
     return `${input}.${sign(null, Buffer.from(input), this.key).toString('base64url')}`;
   }
 }

@@ -24,6 +24,8 @@ export interface PolicyDecision {
 /** Decides a request, or throws a PolicyError with a POLICY_* code. */
 export interface Policy {
   decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision;
+  /** The sshca roles (`admin`, `auditor`) the identity holds. */
+  rolesFor(identity: CallerIdentity): readonly string[];
 }
 
 /** Rule 9: principals are 1–64 of [A-Za-z0-9._@-]; never empty, never a pattern. */

@@ -1,11 +1,12 @@
 // POST /v1/certs/user — the issuing pipeline, in protocol order:
 // authenticate → decide → build → sign → verify → record → respond.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { PublicKeyError, fingerprintOf, parsePublicKeyLine, type SshPublicKey } from '../../protocol/ssh-public-key.js';
 import type { AppDeps } from '../app.js';
 import { BACKDATE_SECONDS, keyIdFor, randomSerial, type CertificateTemplate } from '../ca/certificate-template.js';
 import { epochSeconds } from '../clock.js';
-import { RequestError, SshcaError, UnavailableError } from '../errors.js';
+import { RequestError, UnavailableError } from '../errors.js';
+import { auditContext, authenticateRequest, recordRefusal } from './request-identity.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 
 interface UserCertificateBody {
@@ -34,14 +35,6 @@ const bodySchema = {
   },
 } as const;
 
-/** All Authorization header values as received (Node keeps only the first). */
-function authorizationHeaders(request: FastifyRequest): string[] {
-  const raw = request.raw.rawHeaders;
-  const values: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') values.push(raw[i + 1]!);
-  return values;
-}
-
 function parseUserKey(line: string): SshPublicKey {
   try {
     return parsePublicKeyLine(line);
@@ -57,12 +50,7 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
   app.post<{ Body: UserCertificateBody }>('/v1/certs/user', { schema: { body: bodySchema } }, async (request, reply) => {
     let identity: CallerIdentity | undefined;
     try {
-      identity = await deps.authenticator.authenticate({
-        authorization: authorizationHeaders(request),
-        method: request.method,
-        pathAndQuery: request.url,
-        body: request.rawBody ?? Buffer.alloc(0),
-      });
+      identity = await authenticateRequest(deps, request);
       const body = request.body;
       const publicKey = parseUserKey(body.publicKey);
       const decision = deps.policy.decide(identity, {
@@ -123,24 +111,4 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
       throw err;
     }
   });
-}
-
-/** What every audit record says about the request it came from. */
-function auditContext(deps: AppDeps, request: FastifyRequest): { requestId: string; at: Date; sourceIp: string; userAgent?: string } {
-  const userAgent = request.headers['user-agent']?.slice(0, 256);
-  return { requestId: request.id, at: deps.clock.now(), sourceIp: request.ip, ...(userAgent ? { userAgent } : {}) };
-}
-
-/** Best effort: a refusal that cannot be recorded is still a refusal (and is logged). */
-async function recordRefusal(deps: AppDeps, request: FastifyRequest, err: unknown, identity: CallerIdentity | undefined): Promise<void> {
-  const code = err instanceof SshcaError ? err.code : 'INTERNAL_ERROR';
-  try {
-    await deps.audit.recordRefusal({
-      ...auditContext(deps, request),
-      code,
-      ...(identity ? { callerArn: identity.arn, accountId: identity.accountId } : {}),
-    });
-  } catch (recordErr) {
-    request.log.error({ err: recordErr, code }, 'refusal could not be recorded');
-  }
 }
