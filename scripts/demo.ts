@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { ensureLoginAccount, openSshServerInstalled, startThrowawaySshd, type ThrowawaySshd } from './throwaway-sshd.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -98,14 +97,15 @@ async function main(): Promise<number> {
     say(indent(`${root.out}exit code ${root.status}`));
     ok &&= root.status === 3;
 
-    heading('the audit record (every certificate and every refusal)');
-    const db = new Database(join(dataDir, 'audit.db'), { readonly: true });
-    const rows = db.prepare('SELECT seq, kind, at, data FROM audit_records ORDER BY seq').all() as Array<{ seq: number; kind: string; at: string; data: string }>;
-    db.close();
-    for (const row of rows) {
-      const d = JSON.parse(row.data) as Record<string, unknown>;
-      say(`    #${row.seq} ${row.at} ${row.kind.padEnd(7)} ${String(d.callerArn ?? '(unknown caller)')} ${row.kind === 'issued' ? `serial ${String(d.serial)} principals ${JSON.stringify(d.principals)}` : String(d.code)}`);
-    }
+    heading('the audit record: every certificate and every refusal, chained and signed');
+    say('    sshca audit list            (the dev user holds the auditor role in the generated dev policy)');
+    const list = sshca(['audit', 'list', '--server', started.url, '--profile', 'sshca-dev'], env);
+    say(indent(list.out));
+    ok &&= list.status === 0;
+    say('    sshca audit verify          (hash chain and checkpoint signatures, checked by the client)');
+    const verify = sshca(['audit', 'verify', '--server', started.url, '--profile', 'sshca-dev'], env);
+    say(indent(verify.out));
+    ok &&= verify.status === 0;
   } catch (err) {
     ok = false;
     say(`\ndemo failed: ${(err as Error).message}`);

@@ -97,7 +97,7 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps
       } catch (cause) {
         throw new UnavailableError('UNAVAILABLE_STORE', 'the audit store is unavailable; no certificate was issued', { cause, retryAfterSeconds: 5 });
       }
-      request.log.info({ serial: serial.toString(), caller: identity.arn, principals: template.principals }, 'certificate issued');
+      request.log.info({ serial: serial.toString(), caller: identity.arn, principals: template.principals, rule: decision.ruleName }, 'certificate issued');
       return reply.code(201).send({
         certificate: issued.line,
         serial: serial.toString(),

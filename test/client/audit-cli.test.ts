@@ -45,6 +45,7 @@ t.test('audit list, export and verify', needsOpenSsh, async (t) => {
     ['a record edited', lines.map((l, i) => (i === 0 ? l.replace('"ida"', '"mallory"') : l)), 'AUDIT_HASH', 1],
     ['a record deleted', lines.filter((_, i) => i !== 1), 'AUDIT_SEQUENCE', 3],
     ['records reordered', [lines[1]!, lines[0]!, ...lines.slice(2)], 'AUDIT_SEQUENCE', 2],
+    ['a record inserted (a copy)', [lines[0]!, lines[0]!, ...lines.slice(1)], 'AUDIT_SEQUENCE', 1],
     ['cut short (head dropped)', lines.slice(0, 2), 'AUDIT_HEAD', 2],
     ['cut short (old head kept)', [...lines.slice(0, 2), lines.at(-1)!], 'AUDIT_HEAD', 3],
   ];
