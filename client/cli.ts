@@ -1,29 +1,26 @@
 // The `sshca` command: argument parsing and output. Logic lives in the
-// command modules; this file only wires flags to them.
+// command modules; this file only wires flags to them. Modules that need
+// the AWS SDK are imported only by the commands that sign.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ClientError, EXIT } from './client-error.js';
+import { resolveSettings, requireServer, type ClientSettings } from './client-settings.js';
+import type { CommandIo } from './cli-ssh.js';
 import { durationFlag } from './duration.js';
-import { login } from './login.js';
 import { status } from './status.js';
 
 export const USAGE = `usage:
-  sshca login [--server URL] [--profile AWS_PROFILE] [--principal P]... [--ttl 8h] [--reason TEXT] [--key PATH] [--json]
-  sshca status [--key PATH] [--json]
-  sshca audit list [--kind issued|refused] [--principal P] [--caller ARN] [--account ID] [--serial N]
-                   [--fingerprint SHA256:…] [--since T] [--until T] [--limit N] [--before SEQ] [--json]   (auditor role)
-  sshca audit export [--output FILE]                                                                 (auditor role)
-  sshca audit verify [--file FILE --checkpoint-key JWK_FILE]   (no --file: fetch and verify the server's record)
+  sshca login  [--server URL] [--profile P] [--principal P]... [--ttl 8h] [--reason TEXT] [--key PATH] [--no-agent] [--quiet] [--json]
+  sshca status [--key PATH] [--min-valid 1m] [--quiet] [--json]      (local only: no AWS, no network)
+  sshca ssh    [--server URL] [--profile P] [--key PATH] [--] SSH-ARGS...   (logs in first when needed)
+  sshca config [--server URL] [--host PATTERN] [--write] [--json]     (~/.ssh/config block, known_hosts lines)
+  sshca logout [--key PATH] [--json]
+  sshca ca     [--server URL] [--host] [--json]
+  sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
 
-SSHCA_SERVER and AWS_PROFILE are read when the flags are absent.
-exit codes: 0 ok, 1 no valid certificate (status) or a record that does not verify (audit verify), 2 usage, 3 refused by the server,
-            4 server unreachable or unavailable, 5 AWS credentials problem, 6 local failure`;
-
-interface Io {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
-  readonly env: NodeJS.ProcessEnv;
-  readonly now: () => Date;
-}
+Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key"}.
+exit codes: 0 ok, 1 no valid certificate (status) or a record that does not verify (audit verify), 2 usage,
+            3 refused by the server (or clock skew), 4 server unreachable or unavailable, 5 AWS credentials problem,
+            6 local failure; sshca ssh exits with ssh's own code`;
 
 function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>) {
   try {
@@ -33,120 +30,78 @@ function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['op
   }
 }
 
-async function runLogin(args: readonly string[], io: Io): Promise<number> {
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function settingsFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv): ClientSettings {
+  const flags = { server: str(o.server), profile: str(o.profile), key: str(o.key) };
+  return resolveSettings(Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)), env);
+}
+
+async function runLogin(args: readonly string[], io: CommandIo): Promise<number> {
   const { values: o } = parse(args, {
-    server: { type: 'string' },
-    profile: { type: 'string' },
-    principal: { type: 'string', multiple: true },
-    ttl: { type: 'string' },
-    reason: { type: 'string' },
-    key: { type: 'string' },
-    json: { type: 'boolean' },
+    server: { type: 'string' }, profile: { type: 'string' }, principal: { type: 'string', multiple: true }, ttl: { type: 'string' },
+    reason: { type: 'string' }, key: { type: 'string' }, 'no-agent': { type: 'boolean' }, quiet: { type: 'boolean' }, json: { type: 'boolean' },
   });
-  const server = (o.server as string | undefined) ?? io.env.SSHCA_SERVER;
-  if (!server) throw new ClientError('CLIENT_USAGE', 'no server: pass --server URL or set SSHCA_SERVER');
-  const profile = (o.profile as string | undefined) ?? io.env.AWS_PROFILE;
+  const settings = settingsFrom(o, io.env);
+  const { login } = await import('./login.js');
   const result = await login({
-    server,
-    ...(profile ? { profile } : {}),
+    server: requireServer(settings),
+    ...(settings.profile ? { profile: settings.profile } : {}),
+    ...(settings.key ? { key: settings.key } : {}),
     ...(o.principal ? { principals: o.principal as string[] } : {}),
     ...(o.ttl !== undefined ? { ttlSeconds: durationFlag(o.ttl as string, '--ttl') } : {}),
     ...(o.reason !== undefined ? { reason: o.reason as string } : {}),
-    ...(o.key !== undefined ? { key: o.key as string } : {}),
     ...(io.env.HOME ? { home: io.env.HOME } : {}),
+    env: io.env,
+    noAgent: o['no-agent'] === true,
   });
   if (o.json) io.stdout(`${JSON.stringify(result)}\n`);
-  else io.stdout(`certificate for ${result.principals.join(', ')} valid until ${result.validBefore} (serial ${result.serial})\n  ${result.certificatePath}\n`);
+  else if (!o.quiet) {
+    io.stdout(`certificate for ${result.principals.join(', ')} valid until ${result.validBefore} (serial ${result.serial})\n  ${result.certificatePath}\n`);
+    if (result.agentLifetimeSeconds !== undefined) io.stdout(`  added to ssh-agent for ${result.agentLifetimeSeconds}s\n`);
+  }
   return EXIT.ok;
 }
 
-async function runStatus(args: readonly string[], io: Io): Promise<number> {
-  const { values: o } = parse(args, { key: { type: 'string' }, json: { type: 'boolean' } });
+async function runStatus(args: readonly string[], io: CommandIo): Promise<number> {
+  const { values: o } = parse(args, { key: { type: 'string' }, 'min-valid': { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' } });
+  const settings = settingsFrom(o, io.env);
   const report = await status({
-    ...(o.key !== undefined ? { key: o.key as string } : {}),
+    ...(settings.key ? { key: settings.key } : {}),
     ...(io.env.HOME ? { home: io.env.HOME } : {}),
     now: io.now(),
-    minValidSeconds: 60,
+    minValidSeconds: o['min-valid'] !== undefined ? durationFlag(o['min-valid'] as string, '--min-valid') : 60,
   });
   if (o.json) io.stdout(`${JSON.stringify(report)}\n`);
-  else if (report.principals) io.stdout(`${report.state}: ${report.principals.join(', ')} until ${report.validBefore} (serial ${report.serial}, CA ${report.caFingerprint})\n`);
+  else if (o.quiet) {
+    // exit code only: for `Match exec` in ssh_config
+  } else if (report.principals) io.stdout(`${report.state}: ${report.principals.join(', ')} until ${report.validBefore} (serial ${report.serial}, CA ${report.caFingerprint})\n`);
   else io.stdout(`${report.state}: ${report.certificatePath}\n`);
   return report.state === 'valid' ? EXIT.ok : EXIT.notValid;
 }
 
-function serverOf(o: Record<string, unknown>, io: Io): string {
-  const server = (o.server as string | undefined) ?? io.env.SSHCA_SERVER;
-  if (!server) throw new ClientError('CLIENT_USAGE', 'no server: pass --server URL or set SSHCA_SERVER');
-  return server;
-}
-
-function integerFlag(value: unknown, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) throw new ClientError('CLIENT_USAGE', `${flag} must be a whole number`);
-  return Number(value);
-}
-
-async function runAudit(args: readonly string[], io: Io): Promise<number> {
-  const [sub, ...rest] = args;
-  const common = { server: { type: 'string' }, profile: { type: 'string' }, json: { type: 'boolean' } } as const;
-  const audit = await import('./audit.js');
-  if (sub === 'list') {
-    const filterOptions = Object.fromEntries(audit.AUDIT_FILTERS.map((f) => [f, { type: 'string' as const }]));
-    const { values: o } = parse(rest, { ...common, ...filterOptions, limit: { type: 'string' }, before: { type: 'string' } });
-    const profile = (o.profile as string | undefined) ?? io.env.AWS_PROFILE;
-    const limit = integerFlag(o.limit, '--limit');
-    const before = integerFlag(o.before, '--before');
-    const page = await audit.auditList({
-      server: serverOf(o, io),
-      ...(profile ? { profile } : {}),
-      filters: Object.fromEntries(audit.AUDIT_FILTERS.filter((f) => o[f] !== undefined).map((f) => [f, o[f] as string])),
-      ...(limit !== undefined ? { limit } : {}),
-      ...(before !== undefined ? { before } : {}),
-    });
-    if (o.json) io.stdout(`${JSON.stringify(page)}\n`);
-    else {
-      for (const r of page.records) {
-        const d = r.data as Record<string, unknown>;
-        const what = r.kind === 'issued' ? `serial ${String(d.serial)} principals ${(d.principals as string[]).join(',')}` : String(d.code);
-        io.stdout(`#${r.seq} ${r.at} ${r.kind.padEnd(7)} ${String(d.callerArn ?? '(unknown caller)')} ${what}\n`);
-      }
-      if (page.nextBefore !== undefined) io.stdout(`more: sshca audit list --before ${page.nextBefore}\n`);
+/** `sshca ssh [sshca flags] [--] ssh args`: sshca's own flags come first. */
+async function runSshCommand(args: readonly string[], io: CommandIo): Promise<number> {
+  const own: string[] = [];
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      i++;
+      break;
     }
-    return EXIT.ok;
+    if (!['--server', '--profile', '--key'].includes(a)) break;
+    own.push(a, args[++i] ?? '');
   }
-  if (sub === 'export') {
-    const { values: o } = parse(rest, { ...common, output: { type: 'string' } });
-    const profile = (o.profile as string | undefined) ?? io.env.AWS_PROFILE;
-    const text = await audit.auditExport({ server: serverOf(o, io), ...(profile ? { profile } : {}) });
-    if (o.output) {
-      const { writeFile } = await import('node:fs/promises');
-      await writeFile(o.output as string, text, { mode: 0o600 });
-    } else io.stdout(text);
-    return EXIT.ok;
-  }
-  if (sub === 'verify') {
-    const { values: o } = parse(rest, { ...common, file: { type: 'string' }, 'checkpoint-key': { type: 'string' } });
-    const profile = (o.profile as string | undefined) ?? io.env.AWS_PROFILE;
-    const server = (o.server as string | undefined) ?? io.env.SSHCA_SERVER;
-    const outcome = await audit.auditVerify({
-      ...(server ? { server } : {}),
-      ...(profile ? { profile } : {}),
-      ...(o.file ? { file: o.file as string } : {}),
-      ...(o['checkpoint-key'] ? { checkpointKey: o['checkpoint-key'] as string } : {}),
-    });
-    if (o.json) io.stdout(`${JSON.stringify(outcome)}\n`);
-    if (!outcome.ok) {
-      io.stderr(`sshca: audit record ${outcome.failure.seq}: ${outcome.failure.message} [AUDIT_${outcome.failure.reason.toUpperCase().replace('-', '_')}]\n`);
-      return EXIT.notValid;
-    }
-    if (!o.json) io.stdout(`verified ${outcome.count} records; head signed at ${outcome.headAt}\n`);
-    return EXIT.ok;
-  }
-  throw new ClientError('CLIENT_USAGE', `unknown audit command ${JSON.stringify(sub ?? '')}`);
+  const { values: o } = parse(own, { server: { type: 'string' }, profile: { type: 'string' }, key: { type: 'string' } });
+  const sshArgs = args.slice(i);
+  if (sshArgs.length === 0) throw new ClientError('CLIENT_USAGE', 'sshca ssh needs ssh arguments (at least a host)');
+  const { runSsh } = await import('./cli-ssh.js');
+  return runSsh(settingsFrom(o, io.env), sshArgs, io);
 }
 
 /** Runs `sshca <argv>`; returns the exit code. */
-export async function main(argv: readonly string[], io: Io): Promise<number> {
+export async function main(argv: readonly string[], io: CommandIo): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -154,8 +109,32 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         return await runLogin(rest, io);
       case 'status':
         return await runStatus(rest, io);
-      case 'audit':
+      case 'ssh':
+        return await runSshCommand(rest, io);
+      case 'config': {
+        const { values: o } = parse(rest, { server: { type: 'string' }, key: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' }, json: { type: 'boolean' } });
+        const pattern = str(o.host) ?? '*';
+        if (!/^[\w.*?!,-]+$/.test(pattern)) throw new ClientError('CLIENT_USAGE', '--host must be an ssh_config host pattern');
+        const { runConfig } = await import('./cli-ssh.js');
+        return await runConfig(settingsFrom(o, io.env), { write: o.write === true, hostPattern: pattern, json: o.json === true }, io);
+      }
+      case 'logout': {
+        const { values: o } = parse(rest, { key: { type: 'string' }, json: { type: 'boolean' } });
+        const { runLogout } = await import('./cli-ssh.js');
+        return await runLogout(settingsFrom(o, io.env), io, o.json === true);
+      }
+      case 'ca': {
+        const { values: o } = parse(rest, { server: { type: 'string' }, host: { type: 'boolean' }, json: { type: 'boolean' } });
+        const { caInfo } = await import('./cli-ssh.js');
+        const info = await caInfo(settingsFrom(o, io.env));
+        const keys = o.host ? info.hostCaKeys : info.userCaKeys;
+        io.stdout(o.json ? `${JSON.stringify(o.host ? { hostCaKeys: keys } : { userCaKeys: keys })}\n` : keys.map((k) => `${k}\n`).join(''));
+        return EXIT.ok;
+      }
+      case 'audit': {
+        const { runAudit } = await import('./cli-audit.js');
         return await runAudit(rest, io);
+      }
       case undefined:
       case '--help':
       case 'help':

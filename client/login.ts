@@ -2,6 +2,7 @@
 import { ensureKey, keyPaths, writeCertificate } from './key-files.js';
 import type { UserCertificateResponse } from './server-api.js';
 import { openSignedSession } from './signed-session.js';
+import { addToAgent } from './ssh-agent.js';
 
 export interface LoginOptions {
   readonly server: string;
@@ -11,11 +12,17 @@ export interface LoginOptions {
   readonly reason?: string;
   readonly key?: string;
   readonly home?: string;
+  /** The environment (SSH_AUTH_SOCK decides whether the agent is used). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** `--no-agent`: never touch ssh-agent. */
+  readonly noAgent?: boolean;
 }
 
 export interface LoginResult extends UserCertificateResponse {
   readonly certificatePath: string;
   readonly privateKeyPath: string;
+  /** Seconds the agent keeps the key, when it was loaded. */
+  readonly agentLifetimeSeconds?: number;
 }
 
 export async function login(options: LoginOptions): Promise<LoginResult> {
@@ -34,5 +41,11 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
     endpoint,
   );
   await writeCertificate(paths, response.certificate);
-  return { ...response, certificatePath: paths.certificate, privateKeyPath: paths.privateKey };
+  let agentLifetimeSeconds: number | undefined;
+  if (options.env?.SSH_AUTH_SOCK && !options.noAgent) {
+    // The agent forgets the key when the certificate expires, not later.
+    agentLifetimeSeconds = Math.floor((Date.parse(response.validBefore) - Date.now()) / 1000);
+    await addToAgent(paths, agentLifetimeSeconds, options.env);
+  }
+  return { ...response, certificatePath: paths.certificate, privateKeyPath: paths.privateKey, ...(agentLifetimeSeconds !== undefined ? { agentLifetimeSeconds } : {}) };
 }

@@ -83,6 +83,9 @@ export class ServerApi {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+      if (/CERT|SSL|TLS|EPROTO/i.test(`${cause?.code ?? ''} ${cause?.message ?? ''}`)) {
+        throw new ClientError('CLIENT_TLS_ERROR', `TLS error talking to ${this.base}: ${cause?.message ?? detail} (a private CA? point NODE_EXTRA_CA_CERTS at it)`, { cause: err });
+      }
       throw new ClientError('CLIENT_SERVER_UNREACHABLE', `cannot reach the sshca server at ${this.base} (${detail})`, { cause: err });
     }
     const text = await response.text();
@@ -95,6 +98,12 @@ export class ServerApi {
     }
     if (!response.ok) {
       const { code, message } = (parsed ?? {}) as { code?: string; message?: string };
+      // A 401 says nothing about why; a clock far from the server's is the one cause we can see from here.
+      const serverTime = Date.parse(response.headers.get('date') ?? '');
+      const skewMinutes = Number.isNaN(serverTime) ? 0 : Math.round((Date.now() - serverTime) / 60_000);
+      if (code === 'AUTHN_FAILED' && Math.abs(skewMinutes) >= 4) {
+        throw new ClientError('CLIENT_CLOCK_SKEW', `your clock is ${Math.abs(skewMinutes)} minutes ${skewMinutes > 0 ? 'ahead of' : 'behind'} the server's; sign-ins are valid for 5 minutes. Fix the clock (NTP) and retry`);
+      }
       throw new ClientError(typeof code === 'string' ? code : 'CLIENT_BAD_RESPONSE', typeof message === 'string' ? message : `server answered ${response.status}`);
     }
     return parsed;

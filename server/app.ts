@@ -61,6 +61,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void parseJson(request, (body as Buffer).toString('utf8'), done);
   });
 
+  // The Date header comes from our clock: clients use it to tell a clock skew apart from other 401s.
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('date', deps.clock.now().toUTCString());
+  });
+
   app.setErrorHandler((error, request, reply) => {
     const { status, code, message } = describeError(error);
     if (status >= 500) request.log.error({ err: error, code }, 'request failed');
