@@ -9,7 +9,7 @@ import { ensureLoginAccount, openSshServerInstalled, startThrowawaySshd, type Th
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER = join(dist, 'server', 'bin', 'sshca-server.js');
-const CLI = join(dist, 'client', 'bin', 'sshca.js');
+const CLI = join(dist, 'cli', 'sshca.cjs');
 let step = 0;
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const heading = (s: string) => say(`\n==> ${++step}. ${s}`);

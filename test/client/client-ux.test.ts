@@ -12,7 +12,7 @@ import { ensureLoginAccount, startThrowawaySshd } from '../../scripts/throwaway-
 import { CertificateAuthority } from '../../server/ca/certificate-authority.js';
 import { DEFAULT_USER_EXTENSIONS, keyIdFor, randomSerial } from '../../server/ca/certificate-template.js';
 import { LocalSigner } from '../../server/ca/local-signer.js';
-import { CLI, devLoginEnv, errorCodeOf, runCli, runCommand } from '../fixtures/cli.js';
+import { CLI, CLI_MODULES, devLoginEnv, errorCodeOf, runCli, runCommand } from '../fixtures/cli.js';
 import { ShiftableClock, startDevServer } from '../fixtures/dev-server.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 import { freePort } from '../../scripts/throwaway-sshd.js';
@@ -135,6 +135,8 @@ t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpe
   const quiet = await runCli(['status', '--quiet'], env);
   t.equal(quiet.code, 0);
   t.equal(quiet.stdout, '', '--quiet prints nothing');
+  const plain = await runCli(['status'], env);
+  t.match(plain.stdout, /^valid: ned until .* \(serial \d+, CA SHA256:/, 'the fast path prints what the full CLI prints');
 
   writeFileSync(join(configDir, 'config.json'), '{"server": 1}');
   const bad = await runCli(['login'], env);
@@ -144,9 +146,9 @@ t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpe
 
   // status never loads the AWS SDK (nor needs a server).
   const forbid = join(import.meta.dirname, '..', 'fixtures', 'forbid-aws-sdk.mjs');
-  const guarded = await runCommand(CLI, ['status'], { ...env, NODE_OPTIONS: `--import=${forbid}` });
+  const guarded = await runCommand(CLI_MODULES, ['status'], { ...env, NODE_OPTIONS: `--import=${forbid}` });
   t.equal(guarded.code, 0, `status ran with the AWS SDK forbidden: ${guarded.stderr}`);
-  const control = await runCommand(CLI, ['login', '--server', dev.url, '--profile', 'sshca-dev'], { ...env, NODE_OPTIONS: `--import=${forbid}` });
+  const control = await runCommand(CLI_MODULES, ['login', '--server', dev.url, '--profile', 'sshca-dev'], { ...env, NODE_OPTIONS: `--import=${forbid}` });
   t.match(control.stderr, /AWS SDK loaded/, 'control: the guard does catch login loading it');
 });
 
