@@ -15,6 +15,7 @@ export const USAGE = `usage:
   sshca config [--server URL] [--host PATTERN] [--write] [--json]     (~/.ssh/config block, known_hosts lines)
   sshca logout [--key PATH] [--json]
   sshca ca     [--server URL] [--host] [--json]
+  sshca revoke (--serial N | --key-id ID | --public-key FILE) --reason TEXT [--json]   (admin role)
   sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
 
 Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key"}.
@@ -129,6 +130,25 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
         const info = await caInfo(settingsFrom(o, io.env));
         const keys = o.host ? info.hostCaKeys : info.userCaKeys;
         io.stdout(o.json ? `${JSON.stringify(o.host ? { hostCaKeys: keys } : { userCaKeys: keys })}\n` : keys.map((k) => `${k}\n`).join(''));
+        return EXIT.ok;
+      }
+      case 'revoke': {
+        const { values: o } = parse(rest, { server: { type: 'string' }, profile: { type: 'string' }, serial: { type: 'string' }, 'key-id': { type: 'string' }, 'public-key': { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' } });
+        const targets = [o.serial, o['key-id'], o['public-key']].filter((x) => x !== undefined);
+        if (targets.length !== 1) throw new ClientError('CLIENT_USAGE', 'name exactly one of --serial, --key-id, --public-key');
+        if (!str(o.reason)) throw new ClientError('CLIENT_USAGE', '--reason is required: it goes on the audit record');
+        const settings = settingsFrom(o, io.env);
+        let publicKey: string | undefined;
+        if (o['public-key'] !== undefined) {
+          const { readFile } = await import('node:fs/promises');
+          publicKey = (await readFile(o['public-key'] as string, 'utf8').catch((err: Error) => {
+            throw new ClientError('CLIENT_USAGE', `cannot read --public-key: ${err.message}`);
+          })).trim();
+        }
+        const { openSignedSession } = await import('./signed-session.js');
+        const { api, info, signer, endpoint } = await openSignedSession(requireServer(settings), settings.profile);
+        const result = (await api.signedPost('/v1/revocations', { ...(o.serial ? { serial: o.serial } : {}), ...(o['key-id'] ? { keyId: o['key-id'] } : {}), ...(publicKey ? { publicKey } : {}), reason: o.reason }, signer, info, endpoint)) as { revoked: Record<string, unknown>; krlVersion: string };
+        io.stdout(o.json ? `${JSON.stringify(result)}\n` : `revoked ${JSON.stringify(result.revoked)}; KRL version ${result.krlVersion} (instances pick it up at their next refresh)\n`);
         return EXIT.ok;
       }
       case 'audit': {

@@ -51,10 +51,15 @@ export class ServerApi {
 
   /** Requests a user certificate, signing a token bound to this exact body. */
   async userCertificate(body: UserCertificateBody, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<UserCertificateResponse> {
+    return (await this.signedPost(USER_CERT_PATH, body, signer, info, endpoint)) as UserCertificateResponse;
+  }
+
+  /** POSTs JSON with a token bound to this exact body. */
+  async signedPost(path: string, body: object, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<unknown> {
     // A fresh nonce makes every token unique, even for the same request twice in one second.
     const json = JSON.stringify({ ...body, nonce: randomBytes(12).toString('base64url') });
-    const token = await signer.sign({ endpoint, audience: info.audience, method: 'POST', pathAndQuery: USER_CERT_PATH, body: json });
-    return (await this.call('POST', USER_CERT_PATH, json, token)) as UserCertificateResponse;
+    const token = await signer.sign({ endpoint, audience: info.audience, method: 'POST', pathAndQuery: path, body: json });
+    return this.call('POST', path, json, token);
   }
 
   /** GET with a token bound to the path and query (auditor and admin routes); returns the body text. */

@@ -69,8 +69,11 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
   throw new Error(`sshd did not listen on ${port} within ${timeoutMs} ms`);
 }
 
-/** Starts sshd in `dir` trusting `trustedCaKeys` (TrustedUserCAKeys content). */
-export async function startThrowawaySshd(dir: string, trustedCaKeys: string): Promise<ThrowawaySshd> {
+/**
+ * Starts sshd in `dir` trusting `trustedCaKeys` (TrustedUserCAKeys content);
+ * with `revokedKeys`, sshd reads that file (a KRL) at every login.
+ */
+export async function startThrowawaySshd(dir: string, trustedCaKeys: string, options: { revokedKeys?: string } = {}): Promise<ThrowawaySshd> {
   mkdirSync(dir, { recursive: true });
   // sshd's privilege separation directory; Debian creates it only at service start.
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
@@ -96,6 +99,7 @@ export async function startThrowawaySshd(dir: string, trustedCaKeys: string): Pr
       'UsePAM no',
       'StrictModes no',
       'LogLevel VERBOSE',
+      ...(options.revokedKeys ? [`RevokedKeys ${options.revokedKeys}`] : []),
       '',
     ].join('\n'),
   );

@@ -15,6 +15,7 @@ import type { Policy } from './policy/policy.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCaRoutes } from './routes/ca-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerRevocationRoutes } from './routes/revocation-routes.js';
 import { registerUserCertificateRoute } from './routes/user-certificate-route.js';
 
 /** Everything the service needs, built by main.ts (or a test). */
@@ -79,6 +80,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerCaRoutes(app, deps);
   registerUserCertificateRoute(app, deps);
   registerAuditRoutes(app, deps);
+  registerRevocationRoutes(app, deps);
   if (deps.devSts) registerDevSts(app, { identity: deps.devSts, clock: deps.clock });
   return app;
 }

@@ -38,9 +38,29 @@ export interface RefusalRecord {
   readonly userAgent?: string;
 }
 
+/** A revocation: what it names, resolved to the certificate (or key) it revokes. */
+export interface RevocationRecord {
+  readonly requestId: string;
+  readonly at: Date;
+  readonly serial?: string;
+  readonly keyId?: string;
+  readonly publicKeyFingerprint?: string;
+  readonly caFingerprint?: string;
+  /** When the revoked certificate expires anyway; absent for keys (revoked for good). */
+  readonly validBefore?: number;
+  /** Which of the above the admin named: the KRL revokes by that. */
+  readonly revokedBy: 'serial' | 'keyId' | 'publicKey';
+  readonly reason: string;
+  readonly callerArn: string;
+  readonly accountId: string;
+  readonly sourceIp: string;
+  readonly userAgent?: string;
+}
+
 /** Query filters (all optional, combined with AND). */
 export interface AuditFilter {
-  readonly kind?: 'issued' | 'refused';
+  readonly kind?: 'issued' | 'refused' | 'revoked';
+  readonly keyId?: string;
   readonly principal?: string;
   readonly caller?: string;
   readonly account?: string;
@@ -61,6 +81,7 @@ export interface AuditPage {
 export interface AuditLog {
   recordIssued(record: IssuedRecord): Promise<void>;
   recordRefusal(record: RefusalRecord): Promise<void>;
+  recordRevocation(record: RevocationRecord): Promise<void>;
   query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }>;
   /** Every record, oldest first, for export and verification. */
   exportRecords(): AsyncIterable<ChainedRecord>;
@@ -83,6 +104,12 @@ export function issuedData(r: IssuedRecord): Record<string, unknown> {
 /** The hashed fields of a refusal. */
 export function refusalData(r: RefusalRecord): Record<string, unknown> {
   return { code: r.code, callerArn: r.callerArn, accountId: r.accountId, sourceIp: r.sourceIp, userAgent: r.userAgent, requestId: r.requestId };
+}
+
+/** The hashed fields of a revocation. */
+export function revocationData(r: RevocationRecord): Record<string, unknown> {
+  const { at: _at, ...fields } = r;
+  return { ...fields };
 }
 
 /** Drops undefined fields so the stored JSON is exactly what was hashed. */

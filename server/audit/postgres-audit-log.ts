@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
 import type { ReplayCache } from '../identity/replay-cache.js';
-import { definedOnly, issuedData, refusalData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord } from './audit-log.js';
+import { definedOnly, issuedData, refusalData, revocationData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord, type RevocationRecord } from './audit-log.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
 
 /** Arbitrary constants naming our advisory locks. */
@@ -119,6 +119,10 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     await this.append('refused', r.at, refusalData(r));
   }
 
+  async recordRevocation(r: RevocationRecord): Promise<void> {
+    await this.append('revoked', r.at, revocationData(r));
+  }
+
   async query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
     const where: string[] = [];
     const args: unknown[] = [];
@@ -131,6 +135,7 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     if (filter.caller) add((n) => `data->>'callerArn' = $${n}`, filter.caller);
     if (filter.account) add((n) => `data->>'accountId' = $${n}`, filter.account);
     if (filter.serial) add((n) => `data->>'serial' = $${n}`, filter.serial);
+    if (filter.keyId) add((n) => `data->>'keyId' = $${n}`, filter.keyId);
     if (filter.fingerprint) add((n) => `(data->>'publicKeyFingerprint' = $${n} OR data->>'certificateFingerprint' = $${n})`, filter.fingerprint);
     if (filter.since) add((n) => `at >= $${n}`, filter.since.toISOString());
     if (filter.until) add((n) => `at < $${n}`, filter.until.toISOString());

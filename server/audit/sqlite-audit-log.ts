@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
 import type { ReplayCache } from '../identity/replay-cache.js';
-import { definedOnly, issuedData, refusalData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord } from './audit-log.js';
+import { definedOnly, issuedData, refusalData, revocationData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord, type RevocationRecord } from './audit-log.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
 
 const SCHEMA = `
@@ -76,6 +76,10 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     this.append('refused', r.at, refusalData(r));
   }
 
+  async recordRevocation(r: RevocationRecord): Promise<void> {
+    this.append('revoked', r.at, revocationData(r));
+  }
+
   async query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
     const where: string[] = [];
     const args: unknown[] = [];
@@ -88,6 +92,7 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     if (filter.caller) add("json_extract(data, '$.callerArn') = ?", filter.caller);
     if (filter.account) add("json_extract(data, '$.accountId') = ?", filter.account);
     if (filter.serial) add("json_extract(data, '$.serial') = ?", filter.serial);
+    if (filter.keyId) add("json_extract(data, '$.keyId') = ?", filter.keyId);
     if (filter.fingerprint) add("(json_extract(data, '$.publicKeyFingerprint') = ? OR json_extract(data, '$.certificateFingerprint') = ?)", filter.fingerprint, filter.fingerprint);
     if (filter.since) add('at >= ?', filter.since.toISOString());
     if (filter.until) add('at < ?', filter.until.toISOString());

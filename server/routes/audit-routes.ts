@@ -10,7 +10,7 @@ import type { CallerIdentity } from '../identity/caller-identity.js';
 import { authenticateRequest, recordRefusal, requireRole } from './request-identity.js';
 
 interface AuditQuery {
-  kind?: 'issued' | 'refused';
+  kind?: 'issued' | 'refused' | 'revoked';
   principal?: string;
   caller?: string;
   account?: string;
@@ -29,7 +29,7 @@ const querySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    kind: { type: 'string', enum: ['issued', 'refused'] },
+    kind: { type: 'string', enum: ['issued', 'refused', 'revoked'] },
     principal: { type: 'string', maxLength: 64 },
     caller: { type: 'string', maxLength: 2048 },
     account: { type: 'string', pattern: '^\\d{12}$' },
