@@ -108,8 +108,10 @@ export function refusalData(r: RefusalRecord): Record<string, unknown> {
 
 /** The hashed fields of a revocation. */
 export function revocationData(r: RevocationRecord): Record<string, unknown> {
-  const { at: _at, ...fields } = r;
-  return { ...fields };
+  // `at` is the record's own field, not part of its data.
+  const fields: Record<string, unknown> = { ...r };
+  delete fields.at;
+  return fields;
 }
 
 /** Drops undefined fields so the stored JSON is exactly what was hashed. */
