@@ -39,7 +39,10 @@ export async function runAudit(args: readonly string[], io: CommandIo): Promise<
     else {
       for (const r of page.records) {
         const d = r.data as Record<string, unknown>;
-        const what = r.kind === 'issued' ? `serial ${String(d.serial)} principals ${(d.principals as string[]).join(',')}` : String(d.code);
+        const what =
+          r.kind === 'issued' ? `serial ${String(d.serial)} principals ${(d.principals as string[]).join(',')}`
+          : r.kind === 'revoked' ? `${String(d.revokedBy)} ${String(d.revokedBy === 'publicKey' ? d.publicKeyFingerprint : d.revokedBy === 'keyId' ? d.keyId : d.serial)}: ${String(d.reason)}`
+          : String(d.code);
         io.stdout(`#${r.seq} ${r.at} ${r.kind.padEnd(7)} ${String(d.callerArn ?? '(unknown caller)')} ${what}\n`);
       }
       if (page.nextBefore !== undefined) io.stdout(`more: sshca audit list --before ${page.nextBefore}\n`);

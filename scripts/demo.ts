@@ -1,7 +1,7 @@
 // `npm run demo`: the whole sshca story on the embedded default, no AWS
 // account needed. Everything lives in a temp dir that is removed at the end.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,12 +83,31 @@ async function main(): Promise<number> {
       say('    sshd is not installed, so this step is skipped. Install it with:\n      sudo apt-get install openssh-server');
     } else {
       const trusted = await (await fetch(`${started.url}/v1/ca/user.pub`)).text();
-      sshd = await startThrowawaySshd(join(work, 'sshd'), trusted);
-      say(`    sshd -f ${join(work, 'sshd', 'sshd_config')}  (port ${sshd.port}, TrustedUserCAKeys from GET /v1/ca/user.pub)`);
+      const krlPath = join(work, 'revoked.krl');
+      const refreshKrl = async () => writeFileSync(krlPath, Buffer.from(await (await fetch(`${started.url}/v1/krl`)).arrayBuffer()));
+      await refreshKrl();
+      sshd = await startThrowawaySshd(join(work, 'sshd'), trusted, { revokedKeys: krlPath });
+      say(`    sshd -f ${join(work, 'sshd', 'sshd_config')}  (port ${sshd.port}, TrustedUserCAKeys from GET /v1/ca/user.pub, RevokedKeys from GET /v1/krl)`);
       heading(`ssh ${account}@127.0.0.1 with the certificate`);
       const r = sshd.ssh({ user: account, key: join(home, '.ssh', 'sshca', 'id_ed25519'), certificate: cert, command: 'echo "hello from $(id -un) on $(hostname), logged in with an sshca certificate"' });
       say(indent(r.status === 0 ? r.stdout : `ssh failed (${r.status}):\n${r.stderr}`));
       ok &&= r.status === 0;
+
+      heading('revoke that certificate; after one KRL refresh sshd refuses it');
+      const serial = /Serial: (\d+)/.exec(execFileSync('ssh-keygen', ['-L', '-f', cert], { encoding: 'utf8' }))?.[1] ?? '';
+      say(`    sshca revoke --serial ${serial} --reason "demo: laptop stolen"`);
+      const revoke = sshca(['revoke', '--serial', serial, '--reason', 'demo: laptop stolen', '--server', started.url, '--profile', 'sshca-dev'], env);
+      say(indent(revoke.out));
+      await refreshKrl();
+      say('    (instance refresh: GET /v1/krl → RevokedKeys)');
+      const again = sshd.ssh({ user: account, key: join(home, '.ssh', 'sshca', 'id_ed25519'), certificate: cert, command: 'echo should-not-run' });
+      say(indent(again.status === 0 ? 'ssh still succeeded (unexpected)' : `ssh refused (exit ${again.status}): the certificate is revoked`));
+      ok &&= revoke.status === 0 && again.status !== 0;
+      say('    sshca login   (a fresh certificate has a new serial and works again)');
+      const relogin = sshca(['login', '--server', started.url, '--profile', 'sshca-dev'], env);
+      const back = sshd.ssh({ user: account, key: join(home, '.ssh', 'sshca', 'id_ed25519'), certificate: cert, command: 'echo "logged in again with a new certificate"' });
+      say(indent(back.status === 0 ? back.stdout : `ssh failed (${back.status})`));
+      ok &&= relogin.status === 0 && back.status === 0;
     }
 
     heading('asking for principal root is refused by policy');
@@ -120,7 +139,7 @@ async function main(): Promise<number> {
     rmSync(work, { recursive: true, force: true });
     say(`    stopped sshd and the server, removed ${work}`);
   }
-  say(ok ? '\ndemo finished: certificate issued, ssh login accepted, root refused, all on the record.' : '\ndemo did not finish cleanly (see above).');
+  say(ok ? '\ndemo finished: certificate issued, ssh login accepted, root refused, revoked certificate refused, all on the verified record.' : '\ndemo did not finish cleanly (see above).');
   return ok ? 0 : 1;
 }
 

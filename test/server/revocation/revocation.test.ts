@@ -72,6 +72,7 @@ t.test('revoke by serial, key id and public key; sshd refuses exactly those', ne
   t.teardown(() => store.close());
   const revoked = (await store.query({ kind: 'revoked' }, { limit: 10 })).records.map((r) => r.data);
   t.same(revoked.map((d) => d.reason), ['key leaked', 'left the company', 'laptop stolen']);
+  t.match((await cli('a', ['audit', 'list', '--kind', 'revoked'])).stdout, new RegExp(`revoked +\\S+ serial ${certs.a!.serial}: laptop stolen`), 'audit list shows what was revoked and why');
   t.equal((await verifyChain(store.exportRecords(), await importCheckpointKey({ ...CheckpointSigner.openOrCreate(join(dev.dataDir, 'checkpoint-key.pem')).jwk }))).ok, true);
 
   // Once the revoked certificates have expired they leave the KRL, and the version still rises.
