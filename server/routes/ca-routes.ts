@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { toOpenSshLine } from '../../protocol/ssh-public-key.js';
 import type { AppDeps } from '../app.js';
+import { CA_LIST_NAMESPACE, signSshsig } from '../ca/sshsig.js';
+import { RequestError } from '../errors.js';
 
 export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'hostSigner' | 'audience' | 'endpoints'>): void {
   const userCaLines = (): string[] => [toOpenSshLine(deps.userSigner.publicKey(), 'sshca-user-ca')];
@@ -15,14 +17,37 @@ export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'user
     stsEndpoints: deps.endpoints.list().map((e) => e.url),
   }));
 
-  for (const [path, lines] of [['/v1/ca/user.pub', userCaLines], ['/v1/ca/host.pub', hostCaLines]] as const) {
-    app.get(path, async (request, reply) => {
+  // One signature per distinct list: signing goes through the CA key (KMS), so it is not repeated per request.
+  const signatures = new Map<string, Promise<string>>();
+  const lists = [
+    ['/v1/ca/user.pub', userCaLines, () => deps.userSigner],
+    ['/v1/ca/host.pub', hostCaLines, () => deps.hostSigner],
+  ] as const;
+  for (const [path, lines, signer] of lists) {
+    const body = (): string => {
       const keys = lines();
-      const body = keys.length ? `${keys.join('\n')}\n` : '';
-      const etag = `"${createHash('sha256').update(body).digest('base64url')}"`;
+      return keys.length ? `${keys.join('\n')}\n` : '';
+    };
+    app.get(path, async (request, reply) => {
+      const text = body();
+      const etag = `"${createHash('sha256').update(text).digest('base64url')}"`;
       void reply.header('etag', etag).header('cache-control', 'no-cache');
       if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-      return reply.type('text/plain; charset=utf-8').send(body);
+      return reply.type('text/plain; charset=utf-8').send(text);
+    });
+    // The list signed by the CA key that signs now, which instances trusted before this list existed.
+    app.get(`${path}.sig`, async (_request, reply) => {
+      const s = signer();
+      const text = body();
+      if (!s || text === '') throw new RequestError('REQUEST_NOT_FOUND', 'no such CA list', { status: 404 });
+      const key = `${path}\n${text}`;
+      let sig = signatures.get(key);
+      if (!sig) {
+        sig = signSshsig(s, CA_LIST_NAMESPACE, Buffer.from(text));
+        signatures.set(key, sig);
+        sig.catch(() => signatures.delete(key));
+      }
+      return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(await sig);
     });
   }
 }
