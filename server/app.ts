@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { AuditLog } from './audit/audit-log.js';
 import type { CheckpointSigner } from './audit/checkpoint-signer.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
+import type { SshPublicKey } from '../protocol/ssh-public-key.js';
 import type { Signer } from './ca/signer.js';
 import type { Clock } from './clock.js';
 import { registerDevSts, type DevIdentity } from './dev/dev-sts.js';
@@ -25,6 +26,10 @@ export interface AppDeps {
   readonly authenticator: Authenticator;
   readonly policy: Policy;
   readonly userSigner: Signer;
+  /** The user CA key that signs after the next rotation: published now, so instances trust it in time. */
+  readonly userCaNext?: SshPublicKey;
+  /** User CA keys that no longer sign: published until every certificate they signed has expired. */
+  readonly userCaRetired?: readonly SshPublicKey[];
   /** The host CA, when configured: published for known_hosts. */
   readonly hostSigner?: Signer;
   readonly ca: CertificateAuthority;

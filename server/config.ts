@@ -6,6 +6,7 @@ import { KeyReferenceError, parseKeyReference, type KeyReference } from './ca/ke
 import { CA_KEY_TYPES, type CaKeyType } from './ca/local-signer.js';
 import { StsEndpointError, productionStsEndpoint, type StsEndpoint } from './identity/sts-endpoints.js';
 import { PRINCIPAL_PATTERN } from './policy/policy.js';
+import { parsePublicKeyLine } from '../protocol/ssh-public-key.js';
 
 /** Configuration is invalid; the message says what to fix. */
 export class ConfigError extends Error {
@@ -36,6 +37,10 @@ export interface ProductionConfig extends CommonConfig {
   /** The policy file (accounts and rules). */
   readonly policyPath: string;
   readonly userCa: KeyReference;
+  /** Published now, signs after the next rotation. */
+  readonly userCaNext?: KeyReference;
+  /** OpenSSH public key lines of user CA keys that no longer sign. */
+  readonly userCaRetired: readonly string[];
   readonly hostCa?: KeyReference;
   /** KMS endpoint override (VPC endpoints without private DNS; tests). */
   readonly kmsEndpoint?: string;
@@ -53,9 +58,9 @@ export interface ProductionConfig extends CommonConfig {
 export type Config = DevConfig | ProductionConfig;
 
 export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
-       sshca-server [--user-ca kms:<key ARN>|file:<path>] [--host-ca kms:<key ARN>|file:<path>]
+       sshca-server [--user-ca REF] [--user-ca-next REF] [--host-ca REF]      (REF: kms:<key ARN> or file:<path>)
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
-SSHCA_USER_CA and SSHCA_HOST_CA (or the flags), SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
+SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
@@ -95,6 +100,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
         'dev-user': { type: 'string' },
         'ca-key-type': { type: 'string' },
         'user-ca': { type: 'string' },
+        'user-ca-next': { type: 'string' },
         'host-ca': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -107,7 +113,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const store = env.SSHCA_STORE?.trim() || undefined;
   if (store !== undefined && !/^postgres(?:ql)?:\/\/\S+$/.test(store)) throw new ConfigError('SSHCA_STORE must be a postgres:// URL');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`SSHCA_LOG_LEVEL ${logLevel} is not a pino level`);
-  if (o.dev && (o['user-ca'] !== undefined || o['host-ca'] !== undefined)) {
+  if (o.dev && (o['user-ca'] !== undefined || o['host-ca'] !== undefined || o['user-ca-next'] !== undefined)) {
     throw new ConfigError('--user-ca/--host-ca apply to production mode; --dev keeps its CA key in the data dir');
   }
   if (o.dev) {
@@ -153,6 +159,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const userCa = keyReference(o['user-ca'] ?? env.SSHCA_USER_CA, '--user-ca/SSHCA_USER_CA');
   if (!userCa) throw new ConfigError('--user-ca or SSHCA_USER_CA is required in production mode (kms:<key ARN> or file:<path>)');
   const hostCa = keyReference(o['host-ca'] ?? env.SSHCA_HOST_CA, '--host-ca/SSHCA_HOST_CA');
+  const userCaNext = keyReference(o['user-ca-next'] ?? env.SSHCA_USER_CA_NEXT, '--user-ca-next/SSHCA_USER_CA_NEXT');
+  const userCaRetired = (env.SSHCA_USER_CA_RETIRED ?? '').split(/[;\n]/).map((l) => l.trim()).filter((l) => l !== '');
+  for (const line of userCaRetired) {
+    try {
+      parsePublicKeyLine(line);
+    } catch (err) {
+      throw new ConfigError(`SSHCA_USER_CA_RETIRED: ${JSON.stringify(line.slice(0, 40))} is not an OpenSSH public key: ${(err as Error).message}`);
+    }
+  }
   const kmsEndpoint = env.SSHCA_KMS_ENDPOINT?.trim() || undefined;
   if (kmsEndpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(kmsEndpoint)) throw new ConfigError('SSHCA_KMS_ENDPOINT must be a URL like https://kms.eu-west-1.amazonaws.com');
   const auditDbPath = env.SSHCA_AUDIT_DB?.trim() || undefined;
@@ -181,6 +196,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     stsEndpoints: Object.freeze(stsEndpoints),
     policyPath,
     userCa,
+    ...(userCaNext ? { userCaNext } : {}),
+    userCaRetired: Object.freeze(userCaRetired),
     ...(hostCa ? { hostCa } : {}),
     ...(kmsEndpoint ? { kmsEndpoint } : {}),
     ...(store ? { store } : { auditDbPath: auditDbPath! }),

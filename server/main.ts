@@ -2,7 +2,7 @@
 // files and builds clients. Everything else receives what it needs.
 import { userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { fingerprintOf } from '../protocol/ssh-public-key.js';
+import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
 import { CheckpointSigner } from './audit/checkpoint-signer.js';
 import { PostgresAuditLog } from './audit/postgres-audit-log.js';
@@ -49,6 +49,9 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const warn = (message: string) => process.stderr.write(`sshca-server: warning: ${message}\n`);
   const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
   const hostSigner = prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
+  // The next key only needs to be readable now; it signs once promoted to --user-ca.
+  const userCaNext = prod?.userCaNext ? (await openSigner(prod.userCaNext, prod.kmsEndpoint, kmsClients, warn)).publicKey() : undefined;
+  const userCaRetired = (prod?.userCaRetired ?? []).map((line) => parsePublicKeyLine(line));
   const checkpoints = dev ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath) : CheckpointSigner.fromFile(prod!.checkpointKeyPath);
   const store = config.store
     ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
@@ -72,6 +75,8 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     }),
     policy,
     userSigner: signer,
+    ...(userCaNext ? { userCaNext } : {}),
+    userCaRetired,
     ...(hostSigner ? { hostSigner } : {}),
     ca: new CertificateAuthority({ signer }),
     audit: store,

@@ -83,6 +83,8 @@ export interface AuditLog {
   recordRefusal(record: RefusalRecord): Promise<void>;
   recordRevocation(record: RevocationRecord): Promise<void>;
   query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }>;
+  /** The latest validBefore of any certificate signed by that CA key (undefined: none). */
+  latestExpiry(caFingerprint: string): Promise<number | undefined>;
   /** Every record, oldest first, for export and verification. */
   exportRecords(): AsyncIterable<ChainedRecord>;
   /** Resolves when the store can take writes (for /readyz). */

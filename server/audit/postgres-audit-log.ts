@@ -146,6 +146,11 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     return { records, ...(rows.length > page.limit ? { nextBefore: records.at(-1)!.seq } : {}) };
   }
 
+  async latestExpiry(caFingerprint: string): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ v: string | null }>("SELECT max((data->>'validBefore')::bigint) AS v FROM audit_records WHERE kind = 'issued' AND data->>'caFingerprint' = $1", [caFingerprint]);
+    return rows[0]?.v == null ? undefined : Number(rows[0].v);
+  }
+
   async *exportRecords(): AsyncIterable<ChainedRecord> {
     let after = 0;
     for (;;) {

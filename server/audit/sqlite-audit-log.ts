@@ -103,6 +103,11 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     return { records, ...(rows.length > page.limit ? { nextBefore: records.at(-1)!.seq } : {}) };
   }
 
+  async latestExpiry(caFingerprint: string): Promise<number | undefined> {
+    const row = this.db.prepare("SELECT max(json_extract(data, '$.validBefore')) AS v FROM audit_records WHERE kind = 'issued' AND json_extract(data, '$.caFingerprint') = ?").get(caFingerprint) as { v: number | null };
+    return row.v ?? undefined;
+  }
+
   async *exportRecords(): AsyncIterable<ChainedRecord> {
     // Pages rather than one long-lived iterator, so writers are never blocked by an export.
     let after = 0;

@@ -1,18 +1,35 @@
 // Public CA information: what clients need to log in and hosts need to trust.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { toOpenSshLine } from '../../protocol/ssh-public-key.js';
+import { fingerprintOf, toOpenSshLine } from '../../protocol/ssh-public-key.js';
+import { epochSeconds } from '../clock.js';
 import type { AppDeps } from '../app.js';
 import { CA_LIST_NAMESPACE, signSshsig } from '../ca/sshsig.js';
 import { RequestError } from '../errors.js';
 
-export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'hostSigner' | 'audience' | 'endpoints'>): void {
-  const userCaLines = (): string[] => [toOpenSshLine(deps.userSigner.publicKey(), 'sshca-user-ca')];
-  const hostCaLines = (): string[] => (deps.hostSigner ? [toOpenSshLine(deps.hostSigner.publicKey(), 'sshca-host-ca')] : []);
+export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'userCaNext' | 'userCaRetired' | 'hostSigner' | 'audience' | 'endpoints' | 'audit' | 'clock'>): void {
+  /**
+   * Active first, then next (so instances trust it before it signs), then
+   * retired keys while any certificate they signed can still be valid.
+   */
+  const userCaLines = async (): Promise<string[]> => {
+    const now = epochSeconds(deps.clock);
+    const retired: string[] = [];
+    for (const key of deps.userCaRetired ?? []) {
+      const expiry = await deps.audit.latestExpiry(fingerprintOf(key.blob));
+      if (expiry !== undefined && expiry > now) retired.push(toOpenSshLine(key, 'sshca-user-ca-retired'));
+    }
+    return [
+      toOpenSshLine(deps.userSigner.publicKey(), 'sshca-user-ca'),
+      ...(deps.userCaNext ? [toOpenSshLine(deps.userCaNext, 'sshca-user-ca-next')] : []),
+      ...retired,
+    ];
+  };
+  const hostCaLines = async (): Promise<string[]> => (deps.hostSigner ? [toOpenSshLine(deps.hostSigner.publicKey(), 'sshca-host-ca')] : []);
 
   app.get('/v1/ca', async () => ({
-    userCaKeys: userCaLines(),
-    hostCaKeys: hostCaLines(),
+    userCaKeys: await userCaLines(),
+    hostCaKeys: await hostCaLines(),
     audience: deps.audience,
     stsEndpoints: deps.endpoints.list().map((e) => e.url),
   }));
@@ -24,12 +41,12 @@ export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'user
     ['/v1/ca/host.pub', hostCaLines, () => deps.hostSigner],
   ] as const;
   for (const [path, lines, signer] of lists) {
-    const body = (): string => {
-      const keys = lines();
+    const body = async (): Promise<string> => {
+      const keys = await lines();
       return keys.length ? `${keys.join('\n')}\n` : '';
     };
     app.get(path, async (request, reply) => {
-      const text = body();
+      const text = await body();
       const etag = `"${createHash('sha256').update(text).digest('base64url')}"`;
       void reply.header('etag', etag).header('cache-control', 'no-cache');
       if (request.headers['if-none-match'] === etag) return reply.code(304).send();
@@ -38,7 +55,7 @@ export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'user
     // The list signed by the CA key that signs now, which instances trusted before this list existed.
     app.get(`${path}.sig`, async (_request, reply) => {
       const s = signer();
-      const text = body();
+      const text = await body();
       if (!s || text === '') throw new RequestError('REQUEST_NOT_FOUND', 'no such CA list', { status: 404 });
       const key = `${path}\n${text}`;
       let sig = signatures.get(key);

@@ -1,52 +1,25 @@
 // The instance bootstrap, run with --root into a temp dir, then a real sshd
 // started with the configuration it wrote.
-import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { fingerprintOf, parsePublicKeyLine } from '../../protocol/ssh-public-key.js';
-import { ensureLoginAccount, freePort, SSHD } from '../../scripts/throwaway-sshd.js';
+import { ensureLoginAccount, SSHD } from '../../scripts/throwaway-sshd.js';
 import { CertificateAuthority } from '../../server/ca/certificate-authority.js';
 import { DEFAULT_USER_EXTENSIONS, keyIdFor, randomSerial } from '../../server/ca/certificate-template.js';
 import { LocalSigner } from '../../server/ca/local-signer.js';
 import { CA_LIST_NAMESPACE, signSshsig } from '../../server/ca/sshsig.js';
 import { devLoginEnv, runCli } from '../fixtures/cli.js';
 import { startDevServer } from '../fixtures/dev-server.js';
+import { bootstrap, prepareInstanceRoot, run, sshLogin, startInstanceSshd } from '../fixtures/instance.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
-
-const BOOTSTRAP = join(import.meta.dirname, '..', '..', 'infra', 'bootstrap', 'sshca-bootstrap');
-const run = promisify(execFile);
-
-async function bootstrap(args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    const r = await run('sh', [BOOTSTRAP, ...args], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
-    return { code: 0, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stderr?: string };
-    return { code: e.code ?? -1, stderr: e.stderr ?? '' };
-  }
-}
-
-function ssh(port: number, user: string, key: string, cert: string, extra: string[] = []): Promise<number> {
-  return new Promise((resolve) => {
-    const c = spawn('ssh', ['-F', '/dev/null', '-p', String(port), '-i', key, '-o', `CertificateFile=${cert}`, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no',
-      '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...extra, `${user}@127.0.0.1`, 'true'], { stdio: 'ignore', env: { ...process.env, SSH_AUTH_SOCK: '' } });
-    c.on('exit', (code) => resolve(code ?? -1));
-  });
-}
 
 t.test('bootstrap an instance, log in, revoke, refresh, and fail safely', needsOpenSsh, async (t) => {
   const user = ensureLoginAccount('sshcatest');
   const dev = await startDevServer(t, { devUser: 'alice' });
-  const root = t.testdir();
-  const etc = join(root, 'etc', 'ssh');
-  const port = await freePort();
-  await run('mkdir', ['-p', etc]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(etc, 'host_ed25519')]);
-  const baseConfig = [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(etc, 'host_ed25519')}`, `PidFile ${join(root, 'sshd.pid')}`, 'AuthorizedKeysFile none', 'UsePAM no', 'StrictModes no', ''].join('\n');
-  writeFileSync(join(etc, 'sshd_config'), baseConfig);
+  const instance = await prepareInstanceRoot(t.testdir());
+  const { root, etc, port } = instance;
   const caLine = (await (await fetch(`${dev.url}/v1/ca/user.pub`)).text()).trim();
   const pin = fingerprintOf(parsePublicKeyLine(caLine).blob);
   const install = ['--server', dev.url, '--ca-fingerprint', pin, '--allow', `${user}=alice,ops`, '--root', root];
@@ -69,31 +42,27 @@ t.test('bootstrap an instance, log in, revoke, refresh, and fail safely', needsO
   t.match(effective, /^permitrootlogin no$/m);
   t.match(effective, /^kbdinteractiveauthentication no$/m);
 
-  const sshd = spawn(SSHD, ['-D', '-e', '-f', join(etc, 'sshd_config')], { stdio: 'ignore' });
-  t.teardown(() => {
-    sshd.kill();
-  });
-  await new Promise((r) => setTimeout(r, 400));
+  await startInstanceSshd(t, instance);
   const home = (n: string) => join(root, `home-${n}`);
   const keyOf = (n: string) => join(home(n), '.ssh', 'sshca', 'id_ed25519');
   for (const n of ['one', 'two']) t.equal((await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev'], devLoginEnv(dev.dataDir, home(n)))).code, 0);
-  t.equal(await ssh(port, user, keyOf('one'), `${keyOf('one')}-cert.pub`), 0, 'a certificate for an allowed principal logs in');
-  t.not(await ssh(port, 'root', keyOf('one'), `${keyOf('one')}-cert.pub`), 0, 'root is refused');
-  t.not(await ssh(port, user, keyOf('one'), '/dev/null', ['-o', 'PreferredAuthentications=password,keyboard-interactive']), 0, 'passwords are refused');
+  t.equal(await sshLogin(port, user, keyOf('one'), `${keyOf('one')}-cert.pub`), 0, 'a certificate for an allowed principal logs in');
+  t.not(await sshLogin(port, 'root', keyOf('one'), `${keyOf('one')}-cert.pub`), 0, 'root is refused');
+  t.not(await sshLogin(port, user, keyOf('one'), '/dev/null', ['-o', 'PreferredAuthentications=password,keyboard-interactive']), 0, 'passwords are refused');
   // A certificate from the same CA for a principal not in the user's list.
   const ca = new CertificateAuthority({ signer: LocalSigner.openOrCreate(join(dev.dataDir, 'ca', 'user-ed25519.pem'), 'ed25519') });
   const serial = randomSerial();
   const now = Math.floor(Date.now() / 1000);
   const bob = await ca.issue({ kind: 'user', publicKey: parsePublicKeyLine(readFileSync(`${keyOf('two')}.pub`, 'utf8')), serial, keyId: keyIdFor('t', serial), principals: ['bob'], validAfter: now - 60, validBefore: now + 600, criticalOptions: {}, extensions: DEFAULT_USER_EXTENSIONS });
   writeFileSync(join(root, 'bob-cert.pub'), `${bob.line}\n`);
-  t.not(await ssh(port, user, keyOf('two'), join(root, 'bob-cert.pub')), 0, 'a principal not in the list is refused');
+  t.not(await sshLogin(port, user, keyOf('two'), join(root, 'bob-cert.pub')), 0, 'a principal not in the list is refused');
 
   const serialOne = JSON.parse((await runCli(['status', '--json'], { HOME: home('one') })).stdout).serial;
   t.equal((await runCli(['revoke', '--serial', serialOne, '--reason', 'test', '--server', dev.url, '--profile', 'sshca-dev'], devLoginEnv(dev.dataDir, home('one')))).code, 0);
   const refresh = await bootstrap(['--refresh', '--server', dev.url, '--root', root]);
   t.equal(refresh.code, 0, refresh.stderr);
-  t.not(await ssh(port, user, keyOf('one'), `${keyOf('one')}-cert.pub`), 0, 'after revoke and one refresh the revoked certificate is refused');
-  t.equal(await ssh(port, user, keyOf('two'), `${keyOf('two')}-cert.pub`), 0, 'another still works');
+  t.not(await sshLogin(port, user, keyOf('one'), `${keyOf('one')}-cert.pub`), 0, 'after revoke and one refresh the revoked certificate is refused');
+  t.equal(await sshLogin(port, user, keyOf('two'), `${keyOf('two')}-cert.pub`), 0, 'another still works');
 
   // A server that answers garbage, and one whose CA list is signed by a stranger.
   const krlBefore = readFileSync(join(etc, 'sshca', 'revoked.krl'));
@@ -113,16 +82,13 @@ t.test('bootstrap an instance, log in, revoke, refresh, and fail safely', needsO
   t.match(bad.stderr, /KRL does not parse; keeping the current one/);
   t.same(readFileSync(join(etc, 'sshca', 'trusted_user_ca_keys')), caBefore, 'the CA list is unchanged');
   t.same(readFileSync(join(etc, 'sshca', 'revoked.krl')), krlBefore, 'the KRL is unchanged');
-  t.equal(await ssh(port, user, keyOf('two'), `${keyOf('two')}-cert.pub`), 0, 'logins still work');
+  t.equal(await sshLogin(port, user, keyOf('two'), `${keyOf('two')}-cert.pub`), 0, 'logins still work');
 });
 
 t.test('sshd -t failure restores the previous configuration', needsOpenSsh, async (t) => {
   const user = ensureLoginAccount('sshcatest');
   const dev = await startDevServer(t, { devUser: 'alice' });
-  const root = t.testdir();
-  const etc = join(root, 'etc', 'ssh');
-  await run('mkdir', ['-p', etc]);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(etc, 'host_ed25519')]);
+  const { root, etc } = await prepareInstanceRoot(t.testdir());
   // A configuration sshd -t rejects: the bootstrap must leave it exactly as it was.
   const broken = `HostKey ${join(etc, 'host_ed25519')}\nUsePAM no\nThisIsNotADirective yes\n`;
   writeFileSync(join(etc, 'sshd_config'), broken);
