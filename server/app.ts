@@ -32,6 +32,8 @@ export interface AppDeps {
   readonly userCaRetired?: readonly SshPublicKey[];
   /** The host CA, when configured: published for known_hosts. */
   readonly hostSigner?: Signer;
+  readonly hostCaNext?: SshPublicKey;
+  readonly hostCaRetired?: readonly SshPublicKey[];
   readonly ca: CertificateAuthority;
   readonly audit: AuditLog;
   /** Signs audit checkpoints; its public key is published. */

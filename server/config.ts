@@ -42,6 +42,8 @@ export interface ProductionConfig extends CommonConfig {
   /** OpenSSH public key lines of user CA keys that no longer sign. */
   readonly userCaRetired: readonly string[];
   readonly hostCa?: KeyReference;
+  readonly hostCaNext?: KeyReference;
+  readonly hostCaRetired: readonly string[];
   /** KMS endpoint override (VPC endpoints without private DNS; tests). */
   readonly kmsEndpoint?: string;
   /** SQLite file when no SSHCA_STORE is given. */
@@ -58,9 +60,9 @@ export interface ProductionConfig extends CommonConfig {
 export type Config = DevConfig | ProductionConfig;
 
 export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
-       sshca-server [--user-ca REF] [--user-ca-next REF] [--host-ca REF]      (REF: kms:<key ARN> or file:<path>)
+       sshca-server [--user-ca REF] [--user-ca-next REF] [--host-ca REF] [--host-ca-next REF]   (REF: kms:<key ARN> or file:<path>)
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
-SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
+SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
@@ -102,6 +104,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
         'user-ca': { type: 'string' },
         'user-ca-next': { type: 'string' },
         'host-ca': { type: 'string' },
+        'host-ca-next': { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -113,7 +116,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const store = env.SSHCA_STORE?.trim() || undefined;
   if (store !== undefined && !/^postgres(?:ql)?:\/\/\S+$/.test(store)) throw new ConfigError('SSHCA_STORE must be a postgres:// URL');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`SSHCA_LOG_LEVEL ${logLevel} is not a pino level`);
-  if (o.dev && (o['user-ca'] !== undefined || o['host-ca'] !== undefined || o['user-ca-next'] !== undefined)) {
+  if (o.dev && (['user-ca', 'host-ca', 'user-ca-next', 'host-ca-next'] as const).some((f) => o[f] !== undefined)) {
     throw new ConfigError('--user-ca/--host-ca apply to production mode; --dev keeps its CA key in the data dir');
   }
   if (o.dev) {
@@ -160,14 +163,22 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   if (!userCa) throw new ConfigError('--user-ca or SSHCA_USER_CA is required in production mode (kms:<key ARN> or file:<path>)');
   const hostCa = keyReference(o['host-ca'] ?? env.SSHCA_HOST_CA, '--host-ca/SSHCA_HOST_CA');
   const userCaNext = keyReference(o['user-ca-next'] ?? env.SSHCA_USER_CA_NEXT, '--user-ca-next/SSHCA_USER_CA_NEXT');
-  const userCaRetired = (env.SSHCA_USER_CA_RETIRED ?? '').split(/[;\n]/).map((l) => l.trim()).filter((l) => l !== '');
-  for (const line of userCaRetired) {
-    try {
-      parsePublicKeyLine(line);
-    } catch (err) {
-      throw new ConfigError(`SSHCA_USER_CA_RETIRED: ${JSON.stringify(line.slice(0, 40))} is not an OpenSSH public key: ${(err as Error).message}`);
+  const hostCaNext = keyReference(o['host-ca-next'] ?? env.SSHCA_HOST_CA_NEXT, '--host-ca-next/SSHCA_HOST_CA_NEXT');
+  /** Retired keys: OpenSSH public key lines, `;` or newline separated. */
+  const retiredKeys = (name: string): string[] => {
+    const lines = (env[name] ?? '').split(/[;\n]/).map((l) => l.trim()).filter((l) => l !== '');
+    for (const line of lines) {
+      try {
+        parsePublicKeyLine(line);
+      } catch (err) {
+        throw new ConfigError(`${name}: ${JSON.stringify(line.slice(0, 40))} is not an OpenSSH public key: ${(err as Error).message}`);
+      }
     }
-  }
+    return lines;
+  };
+  const userCaRetired = retiredKeys('SSHCA_USER_CA_RETIRED');
+  const hostCaRetired = retiredKeys('SSHCA_HOST_CA_RETIRED');
+  if ((hostCaNext || hostCaRetired.length > 0) && !hostCa) throw new ConfigError('a next or retired host CA key needs an active --host-ca');
   const kmsEndpoint = env.SSHCA_KMS_ENDPOINT?.trim() || undefined;
   if (kmsEndpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(kmsEndpoint)) throw new ConfigError('SSHCA_KMS_ENDPOINT must be a URL like https://kms.eu-west-1.amazonaws.com');
   const auditDbPath = env.SSHCA_AUDIT_DB?.trim() || undefined;
@@ -199,6 +210,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     ...(userCaNext ? { userCaNext } : {}),
     userCaRetired: Object.freeze(userCaRetired),
     ...(hostCa ? { hostCa } : {}),
+    ...(hostCaNext ? { hostCaNext } : {}),
+    hostCaRetired: Object.freeze(hostCaRetired),
     ...(kmsEndpoint ? { kmsEndpoint } : {}),
     ...(store ? { store } : { auditDbPath: auditDbPath! }),
     checkpointKeyPath,

@@ -50,8 +50,11 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
   const hostSigner = prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
   // The next key only needs to be readable now; it signs once promoted to --user-ca.
-  const userCaNext = prod?.userCaNext ? (await openSigner(prod.userCaNext, prod.kmsEndpoint, kmsClients, warn)).publicKey() : undefined;
+  const publicKeyOf = async (ref: KeyReference | undefined) => (ref ? (await openSigner(ref, prod!.kmsEndpoint, kmsClients, warn)).publicKey() : undefined);
+  const userCaNext = await publicKeyOf(prod?.userCaNext);
+  const hostCaNext = await publicKeyOf(prod?.hostCaNext);
   const userCaRetired = (prod?.userCaRetired ?? []).map((line) => parsePublicKeyLine(line));
+  const hostCaRetired = (prod?.hostCaRetired ?? []).map((line) => parsePublicKeyLine(line));
   const checkpoints = dev ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath) : CheckpointSigner.fromFile(prod!.checkpointKeyPath);
   const store = config.store
     ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
@@ -78,6 +81,8 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(userCaNext ? { userCaNext } : {}),
     userCaRetired,
     ...(hostSigner ? { hostSigner } : {}),
+    ...(hostCaNext ? { hostCaNext } : {}),
+    hostCaRetired,
     ca: new CertificateAuthority({ signer }),
     audit: store,
     checkpoints,

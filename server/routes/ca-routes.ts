@@ -1,31 +1,30 @@
 // Public CA information: what clients need to log in and hosts need to trust.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { fingerprintOf, toOpenSshLine } from '../../protocol/ssh-public-key.js';
+import { fingerprintOf, toOpenSshLine, type SshPublicKey } from '../../protocol/ssh-public-key.js';
 import { epochSeconds } from '../clock.js';
 import type { AppDeps } from '../app.js';
+import type { Signer } from '../ca/signer.js';
 import { CA_LIST_NAMESPACE, signSshsig } from '../ca/sshsig.js';
 import { RequestError } from '../errors.js';
 
-export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'userCaNext' | 'userCaRetired' | 'hostSigner' | 'audience' | 'endpoints' | 'audit' | 'clock'>): void {
+export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'userCaNext' | 'userCaRetired' | 'hostSigner' | 'hostCaNext' | 'hostCaRetired' | 'audience' | 'endpoints' | 'audit' | 'clock'>): void {
   /**
    * Active first, then next (so instances trust it before it signs), then
    * retired keys while any certificate they signed can still be valid.
    */
-  const userCaLines = async (): Promise<string[]> => {
+  const caLines = async (kind: 'user' | 'host', active: Signer | undefined, next: SshPublicKey | undefined, retiredKeys: readonly SshPublicKey[] | undefined): Promise<string[]> => {
+    if (!active) return [];
     const now = epochSeconds(deps.clock);
     const retired: string[] = [];
-    for (const key of deps.userCaRetired ?? []) {
+    for (const key of retiredKeys ?? []) {
       const expiry = await deps.audit.latestExpiry(fingerprintOf(key.blob));
-      if (expiry !== undefined && expiry > now) retired.push(toOpenSshLine(key, 'sshca-user-ca-retired'));
+      if (expiry !== undefined && expiry > now) retired.push(toOpenSshLine(key, `sshca-${kind}-ca-retired`));
     }
-    return [
-      toOpenSshLine(deps.userSigner.publicKey(), 'sshca-user-ca'),
-      ...(deps.userCaNext ? [toOpenSshLine(deps.userCaNext, 'sshca-user-ca-next')] : []),
-      ...retired,
-    ];
+    return [toOpenSshLine(active.publicKey(), `sshca-${kind}-ca`), ...(next ? [toOpenSshLine(next, `sshca-${kind}-ca-next`)] : []), ...retired];
   };
-  const hostCaLines = async (): Promise<string[]> => (deps.hostSigner ? [toOpenSshLine(deps.hostSigner.publicKey(), 'sshca-host-ca')] : []);
+  const userCaLines = () => caLines('user', deps.userSigner, deps.userCaNext, deps.userCaRetired);
+  const hostCaLines = () => caLines('host', deps.hostSigner, deps.hostCaNext, deps.hostCaRetired);
 
   app.get('/v1/ca', async () => ({
     userCaKeys: await userCaLines(),

@@ -61,6 +61,8 @@ t.test('bad configuration is refused with CONFIG_INVALID', async (t) => {
     ['bare alias without a region', ['--user-ca', 'kms:alias/sshca'], prodEnv],
     ['unknown scheme', ['--host-ca', 'vault:x'], prodEnv],
     ['--user-ca with --dev', ['--dev', '--user-ca', 'file:/x'], {}],
+    ['next host key without an active one', ['--host-ca-next', 'file:/x'], prodEnv],
+    ['retired key that is not a key', [], { ...prodEnv, SSHCA_USER_CA_RETIRED: 'ssh-ed25519 nope' }],
     ['bad log level', ['--dev'], { SSHCA_LOG_LEVEL: 'loud' }],
   ];
   for (const [name, argv, env] of bad) t.throws(() => loadConfig(argv, env, 'u', '/'), { code: 'CONFIG_INVALID' }, name);

@@ -27,18 +27,24 @@ t.test('sshca-server --user-ca kms:<arn> --host-ca kms:<arn>', async (t) => {
   const kms = await startKmsFixture(t);
   const userArn = kms.createKey('ECC_NIST_EDWARDS25519');
   const hostArn = kms.createKey('ECC_NIST_P384');
+  const hostNextArn = kms.createKey('ECC_NIST_EDWARDS25519');
   const dir = t.testdir();
   const env = {
     SSHCA_AUDIENCE: 'https://sshca.test.example', SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_CHECKPOINT_KEY: checkpointKey(dir),
     SSHCA_AUDIT_DB: join(dir, 'audit.db'), SSHCA_PORT: '0', SSHCA_LOG_LEVEL: 'silent', SSHCA_KMS_ENDPOINT: kms.url,
     AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey,
   };
-  const server = await spawnServer(t, ['--user-ca', `kms:${userArn}`, '--host-ca', `kms:${hostArn}`], env);
+  const server = await spawnServer(t, ['--user-ca', `kms:${userArn}`, '--host-ca', `kms:${hostArn}`, '--host-ca-next', `kms:${hostNextArn}`], env);
   t.ok(server.url, `the server started: ${server.stderr()}`);
   const expectUser = await KmsSigner.open({ kms: kms.client(), keyRef: userArn });
   const expectHost = await KmsSigner.open({ kms: kms.client(), keyRef: hostArn });
   t.equal((await (await fetch(`${server.url}/v1/ca/user.pub`)).text()).trim(), toOpenSshLine(expectUser.publicKey(), 'sshca-user-ca'), 'user CA is the KMS key');
-  t.equal((await (await fetch(`${server.url}/v1/ca/host.pub`)).text()).trim(), toOpenSshLine(expectHost.publicKey(), 'sshca-host-ca'), 'host CA is the KMS key');
+  const expectHostNext = await KmsSigner.open({ kms: kms.client(), keyRef: hostNextArn });
+  t.equal(
+    (await (await fetch(`${server.url}/v1/ca/host.pub`)).text()).trim(),
+    `${toOpenSshLine(expectHost.publicKey(), 'sshca-host-ca')}\n${toOpenSshLine(expectHostNext.publicKey(), 'sshca-host-ca-next')}`,
+    'host CA list: the active KMS key, then the next one',
+  );
   t.equal((await fetch(`${server.url}/readyz`)).status, 200, 'ready: both keys answer');
 });
 
