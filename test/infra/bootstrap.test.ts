@@ -18,7 +18,7 @@ import { needsOpenSsh } from '../fixtures/openssh.js';
 t.test('bootstrap an instance, log in, revoke, refresh, and fail safely', needsOpenSsh, async (t) => {
   const user = ensureLoginAccount('sshcatest');
   const dev = await startDevServer(t, { devUser: 'alice' });
-  const instance = await prepareInstanceRoot(t.testdir());
+  const instance = await prepareInstanceRoot(t);
   const { root, etc, port } = instance;
   const caLine = (await (await fetch(`${dev.url}/v1/ca/user.pub`)).text()).trim();
   const pin = fingerprintOf(parsePublicKeyLine(caLine).blob);
@@ -88,7 +88,7 @@ t.test('bootstrap an instance, log in, revoke, refresh, and fail safely', needsO
 t.test('sshd -t failure restores the previous configuration', needsOpenSsh, async (t) => {
   const user = ensureLoginAccount('sshcatest');
   const dev = await startDevServer(t, { devUser: 'alice' });
-  const { root, etc } = await prepareInstanceRoot(t.testdir());
+  const { root, etc } = await prepareInstanceRoot(t);
   // A configuration sshd -t rejects: the bootstrap must leave it exactly as it was.
   const broken = `HostKey ${join(etc, 'host_ed25519')}\nUsePAM no\nThisIsNotADirective yes\n`;
   writeFileSync(join(etc, 'sshd_config'), broken);

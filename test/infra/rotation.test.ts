@@ -40,7 +40,7 @@ t.test('rotation: next published, promoted, old retired then dropped', needsOpen
   // Phase 1: old key signs, new key published as "next".
   const phase1 = await startTestApp(t, harness, oldKey, { audit, userCaNext: newKey.publicKey(), clock });
   const url1 = await listen(phase1.app);
-  const instance = await prepareInstanceRoot(join(dir, 'instance'));
+  const instance = await prepareInstanceRoot(t);
   const principal = 'alice'; // the fixture's IAM user
   const installed = await bootstrap(['--server', url1, '--ca-fingerprint', fingerprintOf(oldKey.publicKey().blob), '--allow', `${account}=${principal}`, '--root', instance.root]);
   t.equal(installed.code, 0, installed.stderr);
