@@ -9,18 +9,18 @@ import { openSignedSession } from './signed-session.js';
 export const AUDIT_FILTERS = ['kind', 'principal', 'caller', 'account', 'serial', 'fingerprint', 'since', 'until'] as const;
 
 export async function auditList(options: { server: string; profile?: string; filters: Partial<Record<(typeof AUDIT_FILTERS)[number], string>>; limit?: number; before?: number }): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
-  const { api, info, signer, endpoint } = await openSignedSession(options.server, options.profile);
+  const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
   const query = new URLSearchParams();
   for (const name of AUDIT_FILTERS) if (options.filters[name] !== undefined) query.set(name, options.filters[name]!);
   if (options.limit !== undefined) query.set('limit', String(options.limit));
   if (options.before !== undefined) query.set('before', String(options.before));
   const qs = query.toString();
-  return JSON.parse(await api.signedGet(`/v1/audit${qs ? `?${qs}` : ''}`, signer, info, endpoint)) as { records: ChainedRecord[]; nextBefore?: number };
+  return JSON.parse(await api.signedGet(`/v1/audit${qs ? `?${qs}` : ''}`, signer, endpoint)) as { records: ChainedRecord[]; nextBefore?: number };
 }
 
 export async function auditExport(options: { server: string; profile?: string }): Promise<string> {
-  const { api, info, signer, endpoint } = await openSignedSession(options.server, options.profile);
-  return api.signedGet('/v1/audit/export', signer, info, endpoint);
+  const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
+  return api.signedGet('/v1/audit/export', signer, endpoint);
 }
 
 export type VerifyOutcome = { ok: true; count: number; headAt: string } | { ok: false; failure: ChainFailure };

@@ -15,7 +15,7 @@ export const USAGE = `usage:
   sshca config [--server URL] [--host PATTERN] [--write] [--json]     (~/.ssh/config block, known_hosts lines)
   sshca logout [--key PATH] [--json]
   sshca ca     [--server URL] [--host] [--json]
-  sshca revoke (--serial N | --key-id ID | --public-key FILE) --reason TEXT [--json]   (admin role)
+  sshca revoke (--serial N | --key-id ID | --public-key FILE | --withdraw ID) --reason TEXT [--json]   (admin role)
   sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
 
 Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key"}.
@@ -133,10 +133,11 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
         return EXIT.ok;
       }
       case 'revoke': {
-        const { values: o } = parse(rest, { server: { type: 'string' }, profile: { type: 'string' }, serial: { type: 'string' }, 'key-id': { type: 'string' }, 'public-key': { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' } });
-        const targets = [o.serial, o['key-id'], o['public-key']].filter((x) => x !== undefined);
-        if (targets.length !== 1) throw new ClientError('CLIENT_USAGE', 'name exactly one of --serial, --key-id, --public-key');
+        const { values: o } = parse(rest, { server: { type: 'string' }, profile: { type: 'string' }, serial: { type: 'string' }, 'key-id': { type: 'string' }, 'public-key': { type: 'string' }, withdraw: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' } });
+        const targets = [o.serial, o['key-id'], o['public-key'], o.withdraw].filter((x) => x !== undefined);
+        if (targets.length !== 1) throw new ClientError('CLIENT_USAGE', 'name exactly one of --serial, --key-id, --public-key, --withdraw');
         if (!str(o.reason)) throw new ClientError('CLIENT_USAGE', '--reason is required: it goes on the audit record');
+        if (o.withdraw !== undefined && !/^[1-9]\d{0,14}$/.test(o.withdraw as string)) throw new ClientError('CLIENT_USAGE', '--withdraw takes the id a revocation printed');
         const settings = settingsFrom(o, io.env);
         let publicKey: string | undefined;
         if (o['public-key'] !== undefined) {
@@ -146,9 +147,14 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
           })).trim();
         }
         const { openSignedSession } = await import('./signed-session.js');
-        const { api, info, signer, endpoint } = await openSignedSession(requireServer(settings), settings.profile);
-        const result = (await api.signedPost('/v1/revocations', { ...(o.serial ? { serial: o.serial } : {}), ...(o['key-id'] ? { keyId: o['key-id'] } : {}), ...(publicKey ? { publicKey } : {}), reason: o.reason }, signer, info, endpoint)) as { revoked: Record<string, unknown>; krlVersion: string };
-        io.stdout(o.json ? `${JSON.stringify(result)}\n` : `revoked ${JSON.stringify(result.revoked)}; KRL version ${result.krlVersion} (instances pick it up at their next refresh)\n`);
+        const { api, signer, endpoint } = await openSignedSession(requireServer(settings), settings.profile);
+        if (o.withdraw !== undefined) {
+          const result = (await api.signedPost(`/v1/revocations/${o.withdraw as string}/withdrawal`, { reason: o.reason }, signer, endpoint)) as { id: string; withdrawn: string; krlVersion: string | null };
+          io.stdout(o.json ? `${JSON.stringify(result)}\n` : `withdrew revocation ${result.withdrawn}; KRL version ${result.krlVersion ?? '(rebuilt at the next fetch)'} (instances pick it up at their next refresh)\n`);
+          return EXIT.ok;
+        }
+        const result = (await api.signedPost('/v1/revocations', { ...(o.serial ? { serial: o.serial } : {}), ...(o['key-id'] ? { keyId: o['key-id'] } : {}), ...(publicKey ? { publicKey } : {}), reason: o.reason }, signer, endpoint)) as { id: string; revoked: Record<string, unknown>; krlVersion: string | null };
+        io.stdout(o.json ? `${JSON.stringify(result)}\n` : `revoked ${JSON.stringify(result.revoked)} as revocation ${result.id} (withdraw with: sshca revoke --withdraw ${result.id} --reason …); KRL version ${result.krlVersion ?? '(rebuilt at the next fetch)'} (instances pick it up at their next refresh)\n`);
         return EXIT.ok;
       }
       case 'audit': {

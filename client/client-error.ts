@@ -21,7 +21,7 @@ export const EXIT = {
 export class ClientError extends CodedError {
   get exitCode(): number {
     if (this.code === 'CLIENT_USAGE') return EXIT.usage;
-    if (this.code === 'CLIENT_CLOCK_SKEW') return EXIT.refused;
+    if (this.code === 'CLIENT_CLOCK_SKEW' || this.code === 'CLIENT_AUDIENCE_MISMATCH') return EXIT.refused;
     if (this.code === 'CLIENT_TLS_ERROR') return EXIT.unavailable;
     if (this.code.startsWith('AUTHN_') || this.code.startsWith('POLICY_') || this.code.startsWith('REQUEST_')) return EXIT.refused;
     if (this.code.startsWith('UNAVAILABLE_') || this.code === 'CLIENT_SERVER_UNREACHABLE' || this.code === 'INTERNAL_ERROR') return EXIT.unavailable;

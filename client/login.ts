@@ -28,7 +28,7 @@ export interface LoginResult extends UserCertificateResponse {
 export async function login(options: LoginOptions): Promise<LoginResult> {
   const paths = keyPaths(options.key, options.home);
   const publicKey = await ensureKey(paths, options.key !== undefined);
-  const { api, info, signer, endpoint } = await openSignedSession(options.server, options.profile);
+  const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
   const response = await api.userCertificate(
     {
       publicKey,
@@ -37,7 +37,6 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
       ...(options.reason !== undefined ? { reason: options.reason } : {}),
     },
     signer,
-    info,
     endpoint,
   );
   await writeCertificate(paths, response.certificate);

@@ -1,5 +1,6 @@
 // The sshca HTTP API as the client uses it.
 import { randomBytes } from 'node:crypto';
+import { ServerUrlError, canonicalServerUrl } from '../protocol/server-url.js';
 import { ClientError } from './client-error.js';
 import type { IdentityTokenSigner } from './identity-token-signer.js';
 
@@ -32,17 +33,24 @@ const USER_CERT_PATH = '/v1/certs/user';
 
 /** Talks to one sshca server. */
 export class ServerApi {
-  private readonly base: string;
+  /**
+   * The server's canonical URL: where requests go, and the audience every
+   * token names. It comes from what the user chose, never from the server's
+   * answer, so a look-alike URL gets a token only the look-alike accepts.
+   */
+  readonly audience: string;
 
   constructor(server: string, private readonly timeoutMs = 15_000) {
-    let url: URL;
     try {
-      url = new URL(server);
-    } catch {
-      throw new ClientError('CLIENT_USAGE', `--server ${JSON.stringify(server)} is not a URL`);
+      this.audience = canonicalServerUrl(server, { allowPath: true });
+    } catch (err) {
+      if (err instanceof ServerUrlError) throw new ClientError('CLIENT_USAGE', `--server: ${err.message}`);
+      throw err;
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ClientError('CLIENT_USAGE', '--server must be an http(s) URL');
-    this.base = url.origin;
+  }
+
+  private get base(): string {
+    return this.audience;
   }
 
   async caInfo(): Promise<CaInfo> {
@@ -50,23 +58,23 @@ export class ServerApi {
   }
 
   /** Requests a user certificate, signing a token bound to this exact body. */
-  async userCertificate(body: UserCertificateBody, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<UserCertificateResponse> {
-    return (await this.signedPost(USER_CERT_PATH, body, signer, info, endpoint)) as UserCertificateResponse;
+  async userCertificate(body: UserCertificateBody, signer: IdentityTokenSigner, endpoint: string): Promise<UserCertificateResponse> {
+    return (await this.signedPost(USER_CERT_PATH, body, signer, endpoint)) as UserCertificateResponse;
   }
 
   /** POSTs JSON with a token bound to this exact body. */
-  async signedPost(path: string, body: object, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<unknown> {
+  async signedPost(path: string, body: object, signer: IdentityTokenSigner, endpoint: string): Promise<unknown> {
     // A fresh nonce makes every token unique, even for the same request twice in one second.
     const json = JSON.stringify({ ...body, nonce: randomBytes(12).toString('base64url') });
-    const token = await signer.sign({ endpoint, audience: info.audience, method: 'POST', pathAndQuery: path, body: json });
+    const token = await signer.sign({ endpoint, audience: this.audience, method: 'POST', pathAndQuery: path, body: json });
     return this.call('POST', path, json, token);
   }
 
   /** GET with a token bound to the path and query (auditor and admin routes); returns the body text. */
-  async signedGet(path: string, signer: IdentityTokenSigner, info: CaInfo, endpoint: string): Promise<string> {
+  async signedGet(path: string, signer: IdentityTokenSigner, endpoint: string): Promise<string> {
     // As for POST bodies: a nonce keeps two identical GETs in one second from sharing a token.
     const pathAndQuery = `${path}${path.includes('?') ? '&' : '?'}nonce=${randomBytes(12).toString('base64url')}`;
-    const token = await signer.sign({ endpoint, audience: info.audience, method: 'GET', pathAndQuery, body: '' });
+    const token = await signer.sign({ endpoint, audience: this.audience, method: 'GET', pathAndQuery, body: '' });
     return (await this.call('GET', pathAndQuery, undefined, token, true)) as string;
   }
 

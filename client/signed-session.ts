@@ -16,6 +16,11 @@ export interface SignedSession {
 export async function openSignedSession(server: string, profile: string | undefined): Promise<SignedSession> {
   const api = new ServerApi(server);
   const info = await api.caInfo();
+  // The token will name the URL the user chose. A server that calls itself
+  // something else would refuse it anyway; say why before signing anything.
+  if (info.audience !== api.audience) {
+    throw new ClientError('CLIENT_AUDIENCE_MISMATCH', `the server at ${api.audience} says its address is ${JSON.stringify(String(info.audience).slice(0, 200))}; sign-ins are made for one address, so use --server with that address (if you did not expect it, you may be talking to an impostor)`);
+  }
   const { IdentityTokenSigner, profileRegion } = await import('./identity-token-signer.js');
   // Several allowed endpoints: sign for the one in the profile's region.
   const endpoint = chooseEndpoint(info.stsEndpoints, info.stsEndpoints.length > 1 ? await profileRegion(profile) : undefined);

@@ -1,57 +1,51 @@
 // Builds the Fastify app from injected dependencies; no globals, no
 // environment reads (main.ts does that).
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { AuditLog } from './audit/audit-log.js';
-import type { CheckpointSigner } from './audit/checkpoint-signer.js';
-import type { CertificateAuthority } from './ca/certificate-authority.js';
-import type { SshPublicKey } from '../protocol/ssh-public-key.js';
-import type { Signer } from './ca/signer.js';
-import type { Clock } from './clock.js';
-import { registerDevSts, type DevIdentity } from './dev/dev-sts.js';
-import { AuthnError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN_MESSAGE } from './errors.js';
-import type { Authenticator } from './identity/sts-authenticator.js';
-import type { StsEndpointAllowlist } from './identity/sts-endpoints.js';
-import type { Policy } from './policy/policy.js';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { DEFAULT_RATE_LIMITS, type AppDeps, type RouteDeps } from './app-deps.js';
+import { RefusalAggregator } from './audit/refusal-aggregator.js';
+import { registerDevSts } from './dev/dev-sts.js';
+import { AuthnError, RequestError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN_MESSAGE } from './errors.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCaRoutes } from './routes/ca-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerRevocationRoutes } from './routes/revocation-routes.js';
 import { registerUserCertificateRoute } from './routes/user-certificate-route.js';
 
-/** Everything the service needs, built by main.ts (or a test). */
-export interface AppDeps {
-  readonly audience: string;
-  readonly endpoints: StsEndpointAllowlist;
-  readonly authenticator: Authenticator;
-  readonly policy: Policy;
-  readonly userSigner: Signer;
-  /** The user CA key that signs after the next rotation: published now, so instances trust it in time. */
-  readonly userCaNext?: SshPublicKey;
-  /** User CA keys that no longer sign: published until every certificate they signed has expired. */
-  readonly userCaRetired?: readonly SshPublicKey[];
-  /** The host CA, when configured: published for known_hosts. */
-  readonly hostSigner?: Signer;
-  readonly hostCaNext?: SshPublicKey;
-  readonly hostCaRetired?: readonly SshPublicKey[];
-  readonly ca: CertificateAuthority;
-  readonly audit: AuditLog;
-  /** Signs audit checkpoints; its public key is published. */
-  readonly checkpoints: CheckpointSigner;
-  readonly clock: Clock;
-  /** Present only in dev mode: enables /dev/sts. */
-  readonly devSts?: DevIdentity;
-  readonly logger?: FastifyServerOptions['logger'];
-}
+export type { AppDeps } from './app-deps.js';
 
 /** Largest request body on any route (a public key plus a few fields). */
 export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/** How often anonymous refusals are summarised onto the chain by default. */
+export const DEFAULT_REFUSAL_SUMMARY_INTERVAL_MS = 60_000;
+
+/**
+ * Which limit a route falls under (its `config.access`): `token` routes
+ * take an identity token, `public` ones serve the lists instances and
+ * clients fetch. Routes without one (health, /dev/sts) are not limited.
+ */
+export type RouteAccess = 'token' | 'public';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The exact body bytes, which the identity token is bound to. */
     rawBody?: Buffer;
+    /** Set once the refusal of this request has been recorded or counted. */
+    refusalRecorded?: boolean;
   }
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+  interface FastifyInstance {
+    /** Writes the pending anonymous-refusal summary now (it is also written every interval and at close). */
+    flushRefusals(): Promise<void>;
+  }
+}
+
+function accessOf(request: FastifyRequest): RouteAccess | undefined {
+  return request.routeOptions.config?.access;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -62,6 +56,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Strict schemas: no coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   });
+  const refusals = new RefusalAggregator({ audit: deps.audit, clock: deps.clock, onError: (err) => app.log.error({ err }, 'refusal summary could not be recorded; its counts are kept') });
+  refusals.start(deps.refusalSummaryIntervalMs ?? DEFAULT_REFUSAL_SUMMARY_INTERVAL_MS);
+  app.addHook('onClose', () => refusals.stop());
+  app.decorate('flushRefusals', () => refusals.flush());
+  const routeDeps: RouteDeps = { ...deps, refusals };
 
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
@@ -77,18 +76,38 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error, request, reply) => {
     const { status, code, message } = describeError(error);
     if (status >= 500) request.log.error({ err: error, code }, 'request failed');
-    else request.log.info({ code, reason: (error as Error).message }, 'request refused');
+    else request.log.info({ code, reasonCode: error instanceof SshcaError ? error.code : undefined, reason: (error as Error).message }, 'request refused');
+    // Refused before any handler could record it (schema, body, rate limit): counted, never a record of its own.
+    if (status < 500 && accessOf(request) !== undefined && !request.refusalRecorded) {
+      request.refusalRecorded = true;
+      refusals.count(code, request.ip);
+    }
     if (error instanceof SshcaError && error.retryAfterSeconds !== undefined) void reply.header('retry-after', String(error.retryAfterSeconds));
     return reply.code(status).send({ code, message, requestId: request.id });
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ code: 'REQUEST_NOT_FOUND', message: 'no such route', requestId: request.id }));
 
-  registerHealthRoutes(app, deps);
-  registerCaRoutes(app, deps);
-  registerUserCertificateRoute(app, deps);
-  registerAuditRoutes(app, deps);
-  registerRevocationRoutes(app, deps);
-  if (deps.devSts) registerDevSts(app, { identity: deps.devSts, clock: deps.clock });
+  // Per-source limits, checked before anything else runs (the plugin's
+  // onRequest hook). Sources are keyed by address, IPv6 by /64.
+  const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
+  const perMinute = (access: RouteAccess | undefined) => (access === 'token' ? limits.authenticatedPerMinute : access === 'public' ? limits.publicPerMinute : 0);
+  void app.register(rateLimit, {
+    global: true,
+    timeWindow: 60_000,
+    max: (request) => perMinute(accessOf(request)),
+    allowList: (request) => perMinute(accessOf(request)) === 0,
+    keyGenerator: (request) => `${accessOf(request) ?? '-'} ${normalizeIP(request.ip, 64)}`,
+    errorResponseBuilder: (_request, context) => new RequestError('REQUEST_RATE_LIMITED', `too many requests from this address; retry in ${context.after}`, { status: 429 }),
+  });
+  // Routes go in a child scope, registered after the limiter, so its route hook sees every one of them.
+  void app.register(async (scope) => {
+    registerHealthRoutes(scope, deps);
+    registerCaRoutes(scope, deps);
+    registerUserCertificateRoute(scope, routeDeps);
+    registerAuditRoutes(scope, routeDeps);
+    registerRevocationRoutes(scope, routeDeps);
+    if (deps.devSts) registerDevSts(scope, { identity: deps.devSts, clock: deps.clock });
+  });
   return app;
 }
 

@@ -7,6 +7,8 @@ import { CA_KEY_TYPES, type CaKeyType } from './ca/local-signer.js';
 import { StsEndpointError, productionStsEndpoint, type StsEndpoint } from './identity/sts-endpoints.js';
 import { PRINCIPAL_PATTERN } from './policy/policy.js';
 import { parsePublicKeyLine } from '../protocol/ssh-public-key.js';
+import { ServerUrlError, canonicalServerUrl } from '../protocol/server-url.js';
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './app-deps.js';
 
 /** Configuration is invalid; the message says what to fix. */
 export class ConfigError extends Error {
@@ -17,6 +19,10 @@ interface CommonConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
+  /** Per-source request limits (SSHCA_RATE_LIMIT_PER_MINUTE, SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE). */
+  readonly rateLimits: RateLimits;
+  /** How often anonymous refusals are summarised onto the chain (SSHCA_REFUSAL_SUMMARY_SECONDS). */
+  readonly refusalSummaryIntervalMs: number;
   /** `postgres://…`: the shared store; absent: SQLite. */
   readonly store?: string;
 }
@@ -32,6 +38,7 @@ export interface DevConfig extends CommonConfig {
 /** Production: real STS, CA key from a file until KMS keys land. */
 export interface ProductionConfig extends CommonConfig {
   readonly mode: 'production';
+  /** The server's canonical URL (SSHCA_AUDIENCE): every token must name it. */
   readonly audience: string;
   readonly stsEndpoints: readonly StsEndpoint[];
   /** The policy file (accounts and rules). */
@@ -64,7 +71,8 @@ export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-di
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
 SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
-SSHCA_ALLOW_FEDERATED_USERS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
+SSHCA_ALLOW_FEDERATED_USERS; both modes: SSHCA_RATE_LIMIT_PER_MINUTE, SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE,
+SSHCA_REFUSAL_SUMMARY_SECONDS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
 function port(value: string, name: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
@@ -75,6 +83,43 @@ function milliseconds(env: NodeJS.ProcessEnv, name: string, fallback: number): n
   const v = env[name] ?? String(fallback);
   if (!/^\d{3,5}$/.test(v)) throw new ConfigError(`${name} must be 100–99999 milliseconds`);
   return Number(v);
+}
+
+/** A whole number from `min` to `max`, or the fallback when unset. */
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const v = env[name]?.trim() || String(fallback);
+  if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}`);
+  return Number(v);
+}
+
+/** Settings both modes share. */
+function commonSettings(env: NodeJS.ProcessEnv): Pick<CommonConfig, 'rateLimits' | 'refusalSummaryIntervalMs'> {
+  return {
+    rateLimits: Object.freeze({
+      authenticatedPerMinute: integer(env, 'SSHCA_RATE_LIMIT_PER_MINUTE', DEFAULT_RATE_LIMITS.authenticatedPerMinute, 0, 1_000_000),
+      publicPerMinute: integer(env, 'SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE', DEFAULT_RATE_LIMITS.publicPerMinute, 0, 1_000_000),
+    }),
+    refusalSummaryIntervalMs: integer(env, 'SSHCA_REFUSAL_SUMMARY_SECONDS', 60, 1, 3600) * 1000,
+  };
+}
+
+/**
+ * SSHCA_AUDIENCE: the URL clients use to reach this server (through the
+ * load balancer), canonicalised the way the client canonicalises its
+ * --server. https, or http for a loopback host.
+ */
+function audienceUrl(env: NodeJS.ProcessEnv): string {
+  const value = required(env, 'SSHCA_AUDIENCE');
+  let audience: string;
+  try {
+    audience = canonicalServerUrl(value);
+  } catch (err) {
+    if (err instanceof ServerUrlError) throw new ConfigError(`SSHCA_AUDIENCE must be the server's URL as clients use it, like https://sshca.example.com: ${err.message}`);
+    throw err;
+  }
+  const { protocol, hostname } = new URL(audience);
+  if (protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) throw new ConfigError('SSHCA_AUDIENCE must be an https URL (http only for a loopback host)');
+  return audience;
 }
 
 function list(env: NodeJS.ProcessEnv, name: string): string[] {
@@ -135,6 +180,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
       devUser,
       caKeyType,
       logLevel,
+      ...commonSettings(env),
       ...(store ? { store } : {}),
     });
   }
@@ -203,7 +249,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     host: env.SSHCA_HOST ?? '127.0.0.1',
     port: port(env.SSHCA_PORT ?? '8080', 'SSHCA_PORT'),
     logLevel,
-    audience: required(env, 'SSHCA_AUDIENCE'),
+    ...commonSettings(env),
+    audience: audienceUrl(env),
     stsEndpoints: Object.freeze(stsEndpoints),
     policyPath,
     userCa,

@@ -2,6 +2,7 @@
 // files and builds clients. Everything else receives what it needs.
 import { userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { canonicalServerUrl } from '../protocol/server-url.js';
 import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
 import { CheckpointSigner } from './audit/checkpoint-signer.js';
@@ -59,9 +60,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const store = config.store
     ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
     : new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints);
-  // Dev: the allowlist is filled once we know the port /dev/sts listens on.
+  // Dev: the allowlist and the audience (the server's own URL) are filled once we know the port.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
-  const audience = dev ? dev.audience : prod!.audience;
+  let audienceUrl = prod?.audience ?? '';
+  const audience = () => audienceUrl;
   const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
   const app = buildApp({
@@ -87,6 +89,8 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     audit: store,
     checkpoints,
     clock,
+    rateLimits: config.rateLimits,
+    refusalSummaryIntervalMs: config.refusalSummaryIntervalMs,
     ...(dev ? { devSts: dev.identity } : {}),
     logger,
   });
@@ -99,7 +103,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = baseUrl(config.host, port);
-  if (dev) endpoints.replace([{ url: `${url}${DEV_STS_PATH}`, region: DEV_STS_REGION, partition: 'aws' }]);
+  if (dev) {
+    endpoints.replace([{ url: `${url}${DEV_STS_PATH}`, region: DEV_STS_REGION, partition: 'aws' }]);
+    audienceUrl = canonicalServerUrl(url);
+  }
   return {
     app,
     url,

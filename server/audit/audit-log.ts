@@ -57,9 +57,39 @@ export interface RevocationRecord {
   readonly userAgent?: string;
 }
 
+/** An admin takes a revocation back: the KRL drops it, the record of both stays. */
+export interface WithdrawalRecord {
+  readonly requestId: string;
+  readonly at: Date;
+  /** The sequence number of the `revoked` record withdrawn. */
+  readonly revocationSeq: number;
+  readonly reason: string;
+  readonly callerArn: string;
+  readonly accountId: string;
+  readonly sourceIp: string;
+  readonly userAgent?: string;
+}
+
+/**
+ * Refusals of requests that never authenticated, counted over an interval
+ * (rule 16): one record however many arrived, so anonymous traffic cannot
+ * grow the chain faster than one record per interval.
+ */
+export interface RefusalSummaryRecord {
+  readonly at: Date;
+  readonly intervalStart: Date;
+  readonly total: number;
+  /** Sorted by code, then network; `network` is a /24 or /64, or `other` past the cap. */
+  readonly counts: ReadonlyArray<{ readonly code: string; readonly network: string; readonly count: number }>;
+}
+
+/** Every kind of record on the chain. */
+export const RECORD_KINDS = ['issued', 'refused', 'refused-summary', 'revoked', 'withdrawn'] as const;
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
 /** Query filters (all optional, combined with AND). */
 export interface AuditFilter {
-  readonly kind?: 'issued' | 'refused' | 'revoked';
+  readonly kind?: RecordKind;
   readonly keyId?: string;
   readonly principal?: string;
   readonly caller?: string;
@@ -81,7 +111,18 @@ export interface AuditPage {
 export interface AuditLog {
   recordIssued(record: IssuedRecord): Promise<void>;
   recordRefusal(record: RefusalRecord): Promise<void>;
-  recordRevocation(record: RevocationRecord): Promise<void>;
+  /** Resolves to the revocation's sequence number: the id a withdrawal names. */
+  recordRevocation(record: RevocationRecord): Promise<number>;
+  recordWithdrawal(record: WithdrawalRecord): Promise<number>;
+  recordRefusalSummary(record: RefusalSummaryRecord): Promise<void>;
+  /**
+   * Every `revoked` and `withdrawn` record, oldest first, read through an
+   * index of their own: the cost follows the number of revocations, never
+   * the size of the record.
+   */
+  revocationRecords(): Promise<ChainedRecord[]>;
+  /** Sequence number of the newest `revoked`/`withdrawn` record (0: none); one index lookup. */
+  newestRevocationSeq(): Promise<number>;
   query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }>;
   /** The latest validBefore of any certificate signed by that CA key (undefined: none). */
   latestExpiry(caFingerprint: string): Promise<number | undefined>;
@@ -114,6 +155,16 @@ export function revocationData(r: RevocationRecord): Record<string, unknown> {
   const fields: Record<string, unknown> = { ...r };
   delete fields.at;
   return fields;
+}
+
+/** The hashed fields of a withdrawal. */
+export function withdrawalData(r: WithdrawalRecord): Record<string, unknown> {
+  return { revocationSeq: r.revocationSeq, reason: r.reason, callerArn: r.callerArn, accountId: r.accountId, sourceIp: r.sourceIp, userAgent: r.userAgent, requestId: r.requestId };
+}
+
+/** The hashed fields of a refusal summary. */
+export function refusalSummaryData(r: RefusalSummaryRecord): Record<string, unknown> {
+  return { intervalStart: r.intervalStart.toISOString(), total: r.total, counts: r.counts.map((c) => ({ ...c })) };
 }
 
 /** Drops undefined fields so the stored JSON is exactly what was hashed. */

@@ -3,8 +3,23 @@
 // advisory lock, so the chain stays linear however many replicas write.
 import pg from 'pg';
 import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
-import type { ReplayCache } from '../identity/replay-cache.js';
-import { definedOnly, issuedData, refusalData, revocationData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord, type RevocationRecord } from './audit-log.js';
+import { REPLAY_PURGE_MARGIN_MS, type ReplayCache } from '../identity/replay-cache.js';
+import {
+  definedOnly,
+  issuedData,
+  refusalData,
+  refusalSummaryData,
+  revocationData,
+  withdrawalData,
+  type AuditFilter,
+  type AuditLog,
+  type AuditPage,
+  type IssuedRecord,
+  type RefusalRecord,
+  type RefusalSummaryRecord,
+  type RevocationRecord,
+  type WithdrawalRecord,
+} from './audit-log.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
 
 /** Arbitrary constants naming our advisory locks. */
@@ -25,7 +40,13 @@ const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX audit_records_serial ON audit_records ((data->>'serial')) WHERE kind = 'issued';
    CREATE INDEX audit_records_at ON audit_records (at);
    CREATE TABLE used_token_signatures (signature text PRIMARY KEY, expires_at bigint NOT NULL);`,
+  // The KRL reads revocations through their own index (its cost follows the
+  // number of revocations, not the record); the replay purge by expiry.
+  `CREATE INDEX audit_records_revocations ON audit_records (seq) WHERE kind IN ('revoked', 'withdrawn');
+   CREATE INDEX used_token_signatures_expiry ON used_token_signatures (expires_at);`,
 ];
+
+const REVOCATION_KINDS = "kind IN ('revoked', 'withdrawn')";
 
 interface Row {
   seq: string;
@@ -96,9 +117,9 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     }
   }
 
-  private async append(kind: string, at: Date, data: Record<string, unknown>): Promise<void> {
+  private async append(kind: string, at: Date, data: Record<string, unknown>): Promise<number> {
     const stored = definedOnly(data);
-    await this.transaction(async (c) => {
+    return this.transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK]);
       const { rows } = await c.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
       const seq = Number(rows[0]?.seq ?? 0) + 1;
@@ -108,6 +129,7 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
       await c.query('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)', [
         seq, iso, kind, canonicalJson(stored), prevHash, hash, this.checkpoints.sign(seq, hash),
       ]);
+      return seq;
     });
   }
 
@@ -119,8 +141,26 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     await this.append('refused', r.at, refusalData(r));
   }
 
-  async recordRevocation(r: RevocationRecord): Promise<void> {
-    await this.append('revoked', r.at, revocationData(r));
+  async recordRevocation(r: RevocationRecord): Promise<number> {
+    return this.append('revoked', r.at, revocationData(r));
+  }
+
+  async recordWithdrawal(r: WithdrawalRecord): Promise<number> {
+    return this.append('withdrawn', r.at, withdrawalData(r));
+  }
+
+  async recordRefusalSummary(r: RefusalSummaryRecord): Promise<void> {
+    await this.append('refused-summary', r.at, refusalSummaryData(r));
+  }
+
+  async revocationRecords(): Promise<ChainedRecord[]> {
+    const { rows } = await this.pool.query<Row>(`SELECT * FROM audit_records WHERE ${REVOCATION_KINDS} ORDER BY seq`);
+    return rows.map(toRecord);
+  }
+
+  async newestRevocationSeq(): Promise<number> {
+    const { rows } = await this.pool.query<{ s: string | null }>(`SELECT max(seq) AS s FROM audit_records WHERE ${REVOCATION_KINDS}`);
+    return Number(rows[0]?.s ?? 0);
   }
 
   async query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
@@ -161,9 +201,12 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     }
   }
 
-  async claim(key: string, expiresAt: Date, now: Date): Promise<boolean> {
+  async claim(key: string, expiresAt: Date, _now: Date): Promise<boolean> {
+    // The caller's clock is unused on purpose: expiry is judged by the database's clock,
+    // shared by every replica, and with a margin (rule 5): a replica whose
+    // clock lags cannot find a signature purged that it would still accept.
     return this.transaction(async (c) => {
-      await c.query('DELETE FROM used_token_signatures WHERE expires_at < $1', [now.getTime()]);
+      await c.query('DELETE FROM used_token_signatures WHERE expires_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1', [REPLAY_PURGE_MARGIN_MS]);
       const { rowCount } = await c.query('INSERT INTO used_token_signatures (signature, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [key, expiresAt.getTime()]);
       return rowCount === 1;
     });

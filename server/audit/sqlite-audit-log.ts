@@ -4,8 +4,23 @@
 // on disk before the certificate is returned.
 import Database from 'better-sqlite3';
 import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
-import type { ReplayCache } from '../identity/replay-cache.js';
-import { definedOnly, issuedData, refusalData, revocationData, type AuditFilter, type AuditLog, type AuditPage, type IssuedRecord, type RefusalRecord, type RevocationRecord } from './audit-log.js';
+import { REPLAY_PURGE_MARGIN_MS, type ReplayCache } from '../identity/replay-cache.js';
+import {
+  definedOnly,
+  issuedData,
+  refusalData,
+  refusalSummaryData,
+  revocationData,
+  withdrawalData,
+  type AuditFilter,
+  type AuditLog,
+  type AuditPage,
+  type IssuedRecord,
+  type RefusalRecord,
+  type RefusalSummaryRecord,
+  type RevocationRecord,
+  type WithdrawalRecord,
+} from './audit-log.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
 
 const SCHEMA = `
@@ -21,11 +36,18 @@ CREATE TABLE IF NOT EXISTS audit_records (
 -- Rule 8: serials are unique across everything this CA ever issued.
 CREATE UNIQUE INDEX IF NOT EXISTS audit_records_serial ON audit_records (json_extract(data, '$.serial')) WHERE kind = 'issued';
 CREATE INDEX IF NOT EXISTS audit_records_at ON audit_records (at);
+-- The KRL reads revocations through this index: its cost follows the number
+-- of revocations, not the size of the record.
+CREATE INDEX IF NOT EXISTS audit_records_revocations ON audit_records (seq) WHERE kind IN ('revoked', 'withdrawn');
 CREATE TABLE IF NOT EXISTS used_token_signatures (
   signature TEXT PRIMARY KEY,
   expires_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS used_token_signatures_expiry ON used_token_signatures (expires_at);
 `;
+
+/** The revocation index's condition, written exactly as the index has it so the planner uses it. */
+const REVOCATION_KINDS = "kind IN ('revoked', 'withdrawn')";
 
 interface Row {
   seq: number;
@@ -52,9 +74,9 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     this.db.exec(SCHEMA);
   }
 
-  private append(kind: string, at: Date, data: Record<string, unknown>): void {
+  private append(kind: string, at: Date, data: Record<string, unknown>): number {
     const stored = definedOnly(data);
-    this.db
+    return this.db
       .transaction(() => {
         const last = this.db.prepare('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
         const seq = (last?.seq ?? 0) + 1;
@@ -64,6 +86,7 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
         this.db
           .prepare('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?)')
           .run(seq, iso, kind, canonicalJson(stored), prevHash, hash, this.checkpoints.sign(seq, hash));
+        return seq;
       })
       .immediate();
   }
@@ -76,8 +99,31 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     this.append('refused', r.at, refusalData(r));
   }
 
-  async recordRevocation(r: RevocationRecord): Promise<void> {
-    this.append('revoked', r.at, revocationData(r));
+  async recordRevocation(r: RevocationRecord): Promise<number> {
+    return this.append('revoked', r.at, revocationData(r));
+  }
+
+  async recordWithdrawal(r: WithdrawalRecord): Promise<number> {
+    return this.append('withdrawn', r.at, withdrawalData(r));
+  }
+
+  async recordRefusalSummary(r: RefusalSummaryRecord): Promise<void> {
+    this.append('refused-summary', r.at, refusalSummaryData(r));
+  }
+
+  async revocationRecords(): Promise<ChainedRecord[]> {
+    return (this.db.prepare(`SELECT * FROM audit_records WHERE ${REVOCATION_KINDS} ORDER BY seq`).all() as Row[]).map(toRecord);
+  }
+
+  async newestRevocationSeq(): Promise<number> {
+    const row = this.db.prepare(`SELECT max(seq) AS s FROM audit_records WHERE ${REVOCATION_KINDS}`).get() as { s: number | null };
+    return row.s ?? 0;
+  }
+
+  /** The query plan of the revocation read, for the test that pins its use of the index. */
+  revocationQueryPlan(): string {
+    const rows = this.db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM audit_records WHERE ${REVOCATION_KINDS} ORDER BY seq`).all() as Array<{ detail: string }>;
+    return rows.map((r) => r.detail).join('\n');
   }
 
   async query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
@@ -121,7 +167,8 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
 
   async claim(key: string, expiresAt: Date, now: Date): Promise<boolean> {
     const result = this.db.transaction(() => {
-      this.db.prepare('DELETE FROM used_token_signatures WHERE expires_at < ?').run(now.getTime());
+      // Kept a margin past expiry: a replica whose clock lags still finds the signature (rule 5).
+      this.db.prepare('DELETE FROM used_token_signatures WHERE expires_at < ?').run(now.getTime() - REPLAY_PURGE_MARGIN_MS);
       return this.db.prepare('INSERT OR IGNORE INTO used_token_signatures (signature, expires_at) VALUES (?, ?)').run(key, expiresAt.getTime());
     })();
     return result.changes === 1;

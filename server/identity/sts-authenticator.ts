@@ -45,7 +45,8 @@ export const MAX_TOKEN_SKEW_MS = 60_000;
 export class StsAuthenticator implements Authenticator {
   constructor(
     private readonly deps: {
-      readonly audience: string;
+      /** The server's canonical URL, read per request (dev mode learns its port after listening). */
+      readonly audience: () => string;
       readonly endpoints: StsEndpointAllowlist;
       /** GetCallerIdentity succeeds for every AWS account on earth: only these count. */
       readonly accounts: { has(accountId: string): boolean };
@@ -153,7 +154,7 @@ export class StsAuthenticator implements Authenticator {
       'content-type': STS_CONTENT_TYPE,
       accept: STS_ACCEPT,
       'x-amz-date': token.amzDate,
-      [AUDIENCE_HEADER]: this.deps.audience,
+      [AUDIENCE_HEADER]: this.deps.audience(),
       [REQUEST_HEADER]: requestBinding(input.method, input.pathAndQuery, input.body),
       authorization: token.authorization,
     };

@@ -1,10 +1,9 @@
-// Builds the KRL instances fetch (GET /v1/krl) from the revocations on the
-// audit record. Deterministic for a given state, so every replica serves the
-// same bytes (and ETag).
+// Builds the KRL instances fetch (GET /v1/krl) from the revocation records.
+// Deterministic for a given set of records and time, so every replica
+// serves the same bytes (and ETag).
 import { createHash } from 'node:crypto';
-import { fingerprintOf } from '../../protocol/ssh-public-key.js';
-import type { AuditLog } from '../audit/audit-log.js';
-import type { Signer } from '../ca/signer.js';
+import type { ChainedRecord } from '../../protocol/audit-chain.js';
+import { BACKDATE_SECONDS } from '../ca/certificate-template.js';
 import { encodeKrl } from './krl-encoder.js';
 
 /** An encoded KRL and what identifies it. */
@@ -12,38 +11,80 @@ export interface BuiltKrl {
   readonly bytes: Buffer;
   readonly version: bigint;
   readonly etag: string;
+  /** The newest revocation or withdrawal it reflects (0: none). */
+  readonly newestSeq: number;
+  /** When (epoch seconds) an entry leaves it, so it must be built again; undefined: never. */
+  readonly nextChangeAt?: number;
 }
 
 /**
- * Certificates that have expired are dropped (sshd refuses them anyway).
- * krl_version = newest revocation's sequence number + number of dropped
- * entries: both only grow, so the version rises with every change.
+ * How long after `validBefore` a revoked certificate stays listed. sshd
+ * compares validity with its own clock; a host running behind by up to the
+ * back-date allowance still accepts a certificate that has expired by ours.
  */
-export async function buildKrl(audit: AuditLog, caSigners: readonly Signer[], nowSeconds: number): Promise<BuiltKrl> {
-  const { records } = await audit.query({ kind: 'revoked' }, { limit: 10_000_000 });
-  const caBlobs = new Map(caSigners.map((s) => [fingerprintOf(s.publicKey().blob), s.publicKey().blob]));
+export const KRL_EXPIRY_GRACE_SECONDS = BACKDATE_SECONDS;
+
+/** The CA keys the server publishes (active, next, retired; user and host), by SHA256 fingerprint. */
+export type PublishedCaKeys = ReadonlyMap<string, Buffer>;
+
+interface RevokedData {
+  serial?: string;
+  publicKeyFingerprint?: string;
+  caFingerprint?: string;
+  validBefore?: number;
+  revokedBy?: string;
+}
+
+/**
+ * `records`: every `revoked` and `withdrawn` record, oldest first.
+ *
+ * - Certificates are revoked by serial under the CA key that signed them,
+ *   whichever way the admin named them: a serial names one certificate, and
+ *   the public KRL then carries no key ids (they contain caller ARNs).
+ * - A withdrawn revocation is left out.
+ * - A published CA key is never revoked (rule 18), even by an old record.
+ * - Certificates are dropped once expired past the grace period.
+ * - krl_version = newest revocation/withdrawal seq + number of expired
+ *   certificate revocations: both only grow, so the version rises with
+ *   every change.
+ */
+export function buildKrl(records: readonly ChainedRecord[], caKeys: PublishedCaKeys, nowSeconds: number): BuiltKrl {
+  const withdrawn = new Set<number>();
+  for (const r of records) if (r.kind === 'withdrawn') withdrawn.add(Number((r.data as { revocationSeq?: number }).revocationSeq));
   const perCa = new Map<string, { caKey: Buffer; serials: bigint[]; keyIds: string[] }>();
   const fingerprints: Buffer[] = [];
-  let dropped = 0;
+  let expired = 0;
+  let nextChangeAt: number | undefined;
   for (const r of records) {
-    const d = r.data as { serial?: string; keyId?: string; publicKeyFingerprint?: string; caFingerprint?: string; validBefore?: number; revokedBy?: string };
-    if (d.revokedBy === 'publicKey' && d.publicKeyFingerprint) {
-      fingerprints.push(Buffer.from(d.publicKeyFingerprint.replace(/^SHA256:/, ''), 'base64'));
+    if (r.kind !== 'revoked') continue;
+    const d = r.data as RevokedData;
+    if (d.revokedBy === 'publicKey') {
+      if (!withdrawn.has(r.seq) && d.publicKeyFingerprint && !caKeys.has(d.publicKeyFingerprint)) {
+        fingerprints.push(Buffer.from(d.publicKeyFingerprint.replace(/^SHA256:/, ''), 'base64'));
+      }
       continue;
     }
-    if (d.validBefore !== undefined && d.validBefore <= nowSeconds) {
-      dropped++;
-      continue;
+    if (d.validBefore !== undefined) {
+      const leavesAt = d.validBefore + KRL_EXPIRY_GRACE_SECONDS;
+      if (leavesAt <= nowSeconds) {
+        // Counted even when withdrawn, so a withdrawal never lowers the version.
+        expired++;
+        continue;
+      }
+      // Withdrawn ones too: their expiry moves the version.
+      nextChangeAt = Math.min(nextChangeAt ?? leavesAt, leavesAt);
     }
-    // A certificate from a CA key we no longer hold: revoke for any CA (serials are random 64-bit).
-    const caKey = (d.caFingerprint && caBlobs.get(d.caFingerprint)) || Buffer.alloc(0);
-    const group = perCa.get(caKey.toString('base64')) ?? { caKey, serials: [], keyIds: [] };
-    perCa.set(caKey.toString('base64'), group);
-    if (d.revokedBy === 'keyId' && d.keyId) group.keyIds.push(d.keyId);
-    else if (d.serial) group.serials.push(BigInt(d.serial));
+    if (withdrawn.has(r.seq) || !d.serial) continue;
+    // A certificate from a CA key no longer published: revoke for any CA (serials are random 64-bit).
+    const caKey = (d.caFingerprint && caKeys.get(d.caFingerprint)) || Buffer.alloc(0);
+    const id = caKey.toString('base64');
+    const group = perCa.get(id) ?? { caKey, serials: [], keyIds: [] };
+    perCa.set(id, group);
+    group.serials.push(BigInt(d.serial));
   }
-  const newest = records[0];
-  const version = BigInt(newest?.seq ?? 0) + BigInt(dropped);
+  const newest = records.at(-1);
+  const newestSeq = newest?.seq ?? 0;
+  const version = BigInt(newestSeq) + BigInt(expired);
   const bytes = encodeKrl({
     version,
     generatedAt: newest ? Math.floor(Date.parse(newest.at) / 1000) : 0,
@@ -51,5 +92,5 @@ export async function buildKrl(audit: AuditLog, caSigners: readonly Signer[], no
     certificates: [...perCa.values()].sort((a, b) => Buffer.compare(a.caKey, b.caKey)),
     sha256Fingerprints: fingerprints,
   });
-  return { bytes, version, etag: `"${createHash('sha256').update(bytes).digest('base64url')}"` };
+  return { bytes, version, etag: `"${createHash('sha256').update(bytes).digest('base64url')}"`, newestSeq, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
 }

@@ -3,14 +3,14 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { GENESIS_HASH, type ExportLine } from '../../protocol/audit-chain.js';
-import type { AppDeps } from '../app.js';
-import type { AuditFilter } from '../audit/audit-log.js';
+import type { RouteDeps } from '../app-deps.js';
+import { RECORD_KINDS, type AuditFilter, type RecordKind } from '../audit/audit-log.js';
 import { RequestError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 import { authenticateRequest, recordRefusal, requireRole } from './request-identity.js';
 
 interface AuditQuery {
-  kind?: 'issued' | 'refused' | 'revoked';
+  kind?: RecordKind;
   principal?: string;
   caller?: string;
   account?: string;
@@ -29,7 +29,7 @@ const querySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    kind: { type: 'string', enum: ['issued', 'refused', 'revoked'] },
+    kind: { type: 'string', enum: [...RECORD_KINDS] },
     principal: { type: 'string', maxLength: 64 },
     caller: { type: 'string', maxLength: 2048 },
     account: { type: 'string', pattern: '^\\d{12}$' },
@@ -50,7 +50,7 @@ function date(value: string | undefined, name: string): Date | undefined {
   return d;
 }
 
-export function registerAuditRoutes(app: FastifyInstance, deps: AppDeps): void {
+export function registerAuditRoutes(app: FastifyInstance, deps: RouteDeps): void {
   /** Authenticates an auditor; refusals go on the record like any other. */
   const auditor = async (request: Parameters<typeof authenticateRequest>[1]): Promise<CallerIdentity> => {
     let identity: CallerIdentity | undefined;
@@ -64,9 +64,9 @@ export function registerAuditRoutes(app: FastifyInstance, deps: AppDeps): void {
     }
   };
 
-  app.get('/v1/audit/checkpoint-key', async () => deps.checkpoints.jwk);
+  app.get('/v1/audit/checkpoint-key', { config: { access: 'public' } }, async () => deps.checkpoints.jwk);
 
-  app.get<{ Querystring: AuditQuery }>('/v1/audit', { schema: { querystring: querySchema } }, async (request) => {
+  app.get<{ Querystring: AuditQuery }>('/v1/audit', { schema: { querystring: querySchema }, config: { access: 'token' } }, async (request) => {
     await auditor(request);
     const q = request.query;
     const limit = q.limit === undefined ? 100 : Number(q.limit);
@@ -86,7 +86,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: AppDeps): void {
     return deps.audit.query(filter, { limit, ...(q.before !== undefined ? { before: Number(q.before) } : {}) });
   });
 
-  app.get('/v1/audit/export', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { nonce: NONCE } } } }, async (request, reply) => {
+  app.get('/v1/audit/export', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { nonce: NONCE } } }, config: { access: 'token' } }, async (request, reply) => {
     await auditor(request);
     const { audit, checkpoints, clock } = deps;
     async function* lines(): AsyncIterable<string> {

@@ -1,6 +1,6 @@
 // Liveness and readiness.
 import type { FastifyInstance } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { UnavailableError } from '../errors.js';
 
 export function registerHealthRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'hostSigner' | 'audit'>): void {

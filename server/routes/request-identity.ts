@@ -2,7 +2,7 @@
 // token, check a role when one is needed, and put every refusal on the
 // audit record.
 import type { FastifyRequest } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps, RouteDeps } from '../app-deps.js';
 import { PolicyError, SshcaError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 
@@ -35,14 +35,26 @@ export function auditContext(deps: AppDeps, request: FastifyRequest): { requestI
   return { requestId: request.id, at: deps.clock.now(), sourceIp: request.ip, ...(userAgent ? { userAgent } : {}) };
 }
 
-/** Best effort: a refusal that cannot be recorded is still a refusal (and is logged). */
-export async function recordRefusal(deps: AppDeps, request: FastifyRequest, err: unknown, identity: CallerIdentity | undefined): Promise<void> {
+/**
+ * Puts a refusal on the record. An authenticated caller's refusal is a
+ * record of its own; one that never authenticated is only counted, and goes
+ * on the chain in the next summary (rule 16): otherwise anyone could grow
+ * the chain by one signed, fsync'd record per request. Best effort: a
+ * refusal that cannot be recorded is still a refusal (and is logged).
+ */
+export async function recordRefusal(deps: RouteDeps, request: FastifyRequest, err: unknown, identity: CallerIdentity | undefined): Promise<void> {
   const code = err instanceof SshcaError ? err.code : 'INTERNAL_ERROR';
+  request.refusalRecorded = true;
+  if (!identity) {
+    deps.refusals.count(code, request.ip);
+    return;
+  }
   try {
     await deps.audit.recordRefusal({
       ...auditContext(deps, request),
       code,
-      ...(identity ? { callerArn: identity.arn, accountId: identity.accountId } : {}),
+      callerArn: identity.arn,
+      accountId: identity.accountId,
     });
   } catch (recordErr) {
     request.log.error({ err: recordErr, code }, 'refusal could not be recorded');

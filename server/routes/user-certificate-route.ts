@@ -2,7 +2,7 @@
 // authenticate → decide → build → sign → verify → record → respond.
 import type { FastifyInstance } from 'fastify';
 import { PublicKeyError, fingerprintOf, parsePublicKeyLine, type SshPublicKey } from '../../protocol/ssh-public-key.js';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app-deps.js';
 import { BACKDATE_SECONDS, keyIdFor, randomSerial, type CertificateTemplate } from '../ca/certificate-template.js';
 import { epochSeconds } from '../clock.js';
 import { RequestError, UnavailableError } from '../errors.js';
@@ -46,8 +46,8 @@ function parseUserKey(line: string): SshPublicKey {
   }
 }
 
-export function registerUserCertificateRoute(app: FastifyInstance, deps: AppDeps): void {
-  app.post<{ Body: UserCertificateBody }>('/v1/certs/user', { schema: { body: bodySchema } }, async (request, reply) => {
+export function registerUserCertificateRoute(app: FastifyInstance, deps: RouteDeps): void {
+  app.post<{ Body: UserCertificateBody }>('/v1/certs/user', { schema: { body: bodySchema }, config: { access: 'token' } }, async (request, reply) => {
     let identity: CallerIdentity | undefined;
     try {
       identity = await authenticateRequest(deps, request);

@@ -54,7 +54,7 @@ t.test('a disabled KMS key stops the server at start-up with the key named', asy
   kms.setState(arn, 'Disabled');
   const dir = t.testdir();
   const server = await spawnServer(t, ['--user-ca', `kms:${arn}`], {
-    SSHCA_AUDIENCE: 'a', SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_CHECKPOINT_KEY: checkpointKey(dir), SSHCA_AUDIT_DB: join(dir, 'a.db'), SSHCA_PORT: '0',
+    SSHCA_AUDIENCE: 'https://sshca.test.example', SSHCA_STS_ENDPOINTS: 'https://sts.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_CHECKPOINT_KEY: checkpointKey(dir), SSHCA_AUDIT_DB: join(dir, 'a.db'), SSHCA_PORT: '0',
     SSHCA_KMS_ENDPOINT: kms.url, AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true',
   });
   t.equal(server.exitCode, 1);

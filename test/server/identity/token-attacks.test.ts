@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { decodeIdentityToken, encodeIdentityToken, type IdentityToken } from '../../../protocol/identity-token.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { publicKeyFromKeyObject, toOpenSshLine } from '../../../protocol/ssh-public-key.js';
-import { ShiftableClock, auditRows, postUserCert, signToken, startDevServer, type DevServer, type HttpResult } from '../../fixtures/dev-server.js';
+import { ShiftableClock, auditRows, lastAnonymousRefusalCode, postUserCert, signToken, startDevServer, type DevServer, type HttpResult } from '../../fixtures/dev-server.js';
 
 const publicKey = toOpenSshLine(publicKeyFromKeyObject(generateKeyPairSync('ed25519').publicKey));
 const body = JSON.stringify({ publicKey });
@@ -15,16 +15,12 @@ const tamper = (token: string, change: (t: IdentityToken) => Partial<IdentityTok
 const withAuthorization = (token: string, edit: (a: string) => string) => tamper(token, (t) => ({ authorization: edit(t.authorization) }));
 const auth = (token: string): Array<[string, string]> => [['authorization', `SSHCA-AWS4 ${token}`]];
 
-function lastRefusalCode(dev: DevServer): string | null {
-  const refused = auditRows(dev).filter((r) => r.kind === 'refused');
-  return refused.at(-1)?.code ?? null;
-}
-
 async function expectRefused(t: Test, dev: DevServer, res: HttpResult, code: string, name: string): Promise<void> {
   t.equal(res.status, 401, `${name}: 401`);
   t.equal(res.json.code, 'AUTHN_FAILED', `${name}: uniform code`);
   t.equal(res.json.message, 'authentication failed', `${name}: uniform message`);
-  t.equal(lastRefusalCode(dev), code, `${name}: audit says ${code}`);
+  // Anonymous: counted into the next summary record, never a record of its own (rule 16).
+  t.equal(await lastAnonymousRefusalCode(dev), code, `${name}: audit summary says ${code}`);
 }
 
 t.test('dev mode: the same verifier, its own /dev/sts/ as the only allowlisted endpoint', async (t) => {

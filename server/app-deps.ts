@@ -1,0 +1,59 @@
+// What the service needs, built by main.ts (or a test). A module of its own
+// so routes import the type without importing app.ts (no import cycle).
+import type { FastifyServerOptions } from 'fastify';
+import type { SshPublicKey } from '../protocol/ssh-public-key.js';
+import type { AuditLog } from './audit/audit-log.js';
+import type { RefusalAggregator } from './audit/refusal-aggregator.js';
+import type { CheckpointSigner } from './audit/checkpoint-signer.js';
+import type { CertificateAuthority } from './ca/certificate-authority.js';
+import type { Signer } from './ca/signer.js';
+import type { Clock } from './clock.js';
+import type { DevIdentity } from './dev/dev-sts.js';
+import type { Authenticator } from './identity/sts-authenticator.js';
+import type { StsEndpointAllowlist } from './identity/sts-endpoints.js';
+import type { Policy } from './policy/policy.js';
+
+/** Per-source request limits (rule 16); 0 switches a limit off. */
+export interface RateLimits {
+  /** Requests per minute per source to routes that take a token (counted before authentication). */
+  readonly authenticatedPerMinute: number;
+  /** Requests per minute per source to the public lists (KRL, CA keys). */
+  readonly publicPerMinute: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ authenticatedPerMinute: 300, publicPerMinute: 1200 });
+
+/** Everything the service needs, built by main.ts (or a test). */
+export interface AppDeps {
+  /** The server's canonical URL (its origin), which every token must name (DESIGN.md §2). */
+  readonly audience: () => string;
+  readonly endpoints: StsEndpointAllowlist;
+  readonly authenticator: Authenticator;
+  readonly policy: Policy;
+  readonly userSigner: Signer;
+  /** The user CA key that signs after the next rotation: published now, so instances trust it in time. */
+  readonly userCaNext?: SshPublicKey;
+  /** User CA keys that no longer sign: published until every certificate they signed has expired. */
+  readonly userCaRetired?: readonly SshPublicKey[];
+  /** The host CA, when configured: published for known_hosts. */
+  readonly hostSigner?: Signer;
+  readonly hostCaNext?: SshPublicKey;
+  readonly hostCaRetired?: readonly SshPublicKey[];
+  readonly ca: CertificateAuthority;
+  readonly audit: AuditLog;
+  /** Signs audit checkpoints; its public key is published. */
+  readonly checkpoints: CheckpointSigner;
+  readonly clock: Clock;
+  /** Default DEFAULT_RATE_LIMITS. */
+  readonly rateLimits?: RateLimits;
+  /** How often anonymous refusals go on the chain as one summary record; default 60 s. */
+  readonly refusalSummaryIntervalMs?: number;
+  /** Present only in dev mode: enables /dev/sts. */
+  readonly devSts?: DevIdentity;
+  readonly logger?: FastifyServerOptions['logger'];
+}
+
+/** What routes that authenticate receive: the deps plus the app's own refusal counter. */
+export interface RouteDeps extends AppDeps {
+  readonly refusals: RefusalAggregator;
+}
