@@ -24,7 +24,7 @@ export function registerDevSts(app: FastifyInstance, deps: { identity: DevIdenti
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: 4096 }, (_req, body, done) => done(null, body));
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const verdict = verifyStsRequest(
-        { method: request.method, url: request.url, headers: request.headers, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) },
+        { method: request.method, url: request.url, headers: request.headers, rawHeaders: request.raw.rawHeaders, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) },
         { now: deps.clock.now(), region: DEV_STS_REGION, lookup: (id) => (id === deps.identity.accessKeyId ? deps.identity : undefined) },
       );
       if (!verdict.ok) return reply.code(verdict.status).type('application/json').send(stsErrorJson(verdict.code, verdict.message, randomUUID()));
