@@ -2,6 +2,7 @@
 // to and from node:crypto KeyObjects, and SHA256 fingerprints.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { SshReader, SshWireError, SshWriter, encodeMpintMagnitude } from './ssh-wire.js';
+import { WeakKeyError, checkEd25519PublicKey, checkRsaPublicKey } from './weak-key-checks.js';
 
 export type SshKeyType = 'ssh-ed25519' | 'ecdsa-sha2-nistp256' | 'ecdsa-sha2-nistp384' | 'ecdsa-sha2-nistp521' | 'ssh-rsa';
 
@@ -31,8 +32,9 @@ export class PublicKeyError extends Error {
   constructor(
     readonly kind: 'invalid' | 'unsupported',
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -64,7 +66,7 @@ export function parsePublicKeyLine(line: string): SshPublicKey {
   return key;
 }
 
-/** Parses and validates a wire blob: exact field layout, points on curve, RSA size. */
+/** Parses and validates a wire blob: exact field layout, points on curve, no degenerate values, RSA size. */
 export function publicKeyFromBlob(blob: Buffer): SshPublicKey {
   try {
     const r = new SshReader(blob);
@@ -73,6 +75,8 @@ export function publicKeyFromBlob(blob: Buffer): SshPublicKey {
     if (type === 'ssh-ed25519') {
       const pk = r.string();
       if (pk.length !== 32) throw new PublicKeyError('invalid', 'ed25519 key must be 32 bytes');
+      // node:crypto imports any 32 bytes as an Ed25519 key, zeros included.
+      checkEd25519PublicKey(pk);
       jwk = { kty: 'OKP', crv: 'Ed25519', x: pk.toString('base64url') };
     } else if (type in CURVES) {
       const curve = CURVES[type]!;
@@ -85,6 +89,8 @@ export function publicKeyFromBlob(blob: Buffer): SshPublicKey {
     } else if (type === 'ssh-rsa') {
       const e = r.mpint();
       const n = r.mpint();
+      // Before OpenSSL sees them: it imports even or tiny-factor moduli as is.
+      checkRsaPublicKey(e, n);
       jwk = { kty: 'RSA', e: e.toString('base64url'), n: n.toString('base64url') };
     } else if (type === 'ssh-dss' || type.includes('-cert-v01@openssh.com') || type.startsWith('sk-')) {
       throw new PublicKeyError('unsupported', `key type ${type} is not accepted`);
@@ -94,21 +100,24 @@ export function publicKeyFromBlob(blob: Buffer): SshPublicKey {
     r.end();
     let keyObject: KeyObject;
     try {
-      // node:crypto refuses EC points that are not on the curve.
+      // node:crypto refuses EC points that are not on the curve, coordinates
+      // ≥ p (non-canonical) and (0,0); the point at infinity has no uncompressed
+      // encoding (its SEC1 form, one 0x00 byte, fails the length check above).
+      // NIST curves have cofactor 1, so every other point has full order and
+      // there is no small-order point to refuse. Tests pin all of this.
       keyObject = createPublicKey({ key: jwk, format: 'jwk' });
     } catch (cause) {
       throw new PublicKeyError('invalid', `not a valid ${type} key: ${(cause as Error).message}`);
     }
     const bits = keyBits(keyObject);
     if (type === 'ssh-rsa') {
-      if (bits < MIN_RSA_BITS) throw new PublicKeyError('unsupported', `RSA keys need at least ${MIN_RSA_BITS} bits`);
+      if (bits < MIN_RSA_BITS) throw new PublicKeyError('invalid', `RSA keys need at least ${MIN_RSA_BITS} bits`);
       if (bits > MAX_RSA_BITS) throw new PublicKeyError('unsupported', `RSA keys above ${MAX_RSA_BITS} bits are not accepted`);
-      const e = BigInt(`0x${Buffer.from(jwk.e!, 'base64url').toString('hex') || '0'}`);
-      if (e < 3n || e % 2n === 0n) throw new PublicKeyError('invalid', 'RSA exponent must be odd and at least 3');
     }
     return { type: type as SshKeyType, blob: Buffer.from(blob), keyObject, bits };
   } catch (err) {
-    if (err instanceof SshWireError) throw new PublicKeyError('invalid', `malformed key blob: ${err.message}`);
+    if (err instanceof SshWireError) throw new PublicKeyError('invalid', `malformed key blob: ${err.message}`, { cause: err });
+    if (err instanceof WeakKeyError) throw new PublicKeyError('invalid', err.message, { cause: err });
     throw err;
   }
 }
