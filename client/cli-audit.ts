@@ -41,9 +41,11 @@ export async function runAudit(args: readonly string[], io: CommandIo): Promise<
         const d = r.data as Record<string, unknown>;
         const what =
           r.kind === 'issued' ? `serial ${String(d.serial)} principals ${(d.principals as string[]).join(',')}`
-          : r.kind === 'revoked' ? `${String(d.revokedBy)} ${String(d.revokedBy === 'publicKey' ? d.publicKeyFingerprint : d.revokedBy === 'keyId' ? d.keyId : d.serial)}: ${String(d.reason)}`
+          : r.kind === 'revoked' ? `${String(d.revokedBy)} ${String(d.revokedBy === 'publicKey' ? d.publicKeyFingerprint : d.revokedBy === 'keyId' ? d.keyId : d.serial)}: ${String(d.reason)} (withdraw: sshca revoke --withdraw ${r.seq})`
+          : r.kind === 'withdrawn' ? `revocation #${String(d.revocationSeq)}: ${String(d.reason)}`
+          : r.kind === 'refused-summary' ? `${String(d.total)} anonymous refusals since ${String(d.intervalStart)}: ${(d.counts as Array<{ code: string; network: string; count: number }>).map((c) => `${c.code} ${c.network} ×${c.count}`).join(', ')}`
           : String(d.code);
-        io.stdout(`#${r.seq} ${r.at} ${r.kind.padEnd(7)} ${String(d.callerArn ?? '(unknown caller)')} ${what}\n`);
+        io.stdout(`#${r.seq} ${r.at} ${r.kind.padEnd(7)} ${String(d.callerArn ?? (r.kind === 'refused-summary' ? '(anonymous)' : '(unknown caller)'))} ${what}\n`);
       }
       if (page.nextBefore !== undefined) io.stdout(`more: sshca audit list --before ${page.nextBefore}\n`);
     }

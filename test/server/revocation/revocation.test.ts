@@ -87,11 +87,47 @@ t.test('revoke by serial, key id and public key; sshd refuses exactly those', ne
 
 t.test('only admins revoke', needsOpenSsh, async (t) => {
   const dev = await startDevServer(t, { devUser: 'pat' });
-  writeFileSync(join(dev.dataDir, 'policy.yaml'), "accounts: ['000000000000']\nrules:\n  - name: users\n    match: { account: '000000000000' }\n    principals: ['{{user}}']\n    roles: [auditor]\n");
+  writeFileSync(join(dev.dataDir, 'policy.yaml'), "accounts: ['000000000000']\nrules:\n  - name: users\n    match: { iamUser: 'arn:aws:iam::000000000000:user/pat' }\n    principals: ['{{user}}']\n    roles: [auditor]\n");
   t.equal(dev.server.reloadPolicy().ok, true);
   const env = devLoginEnv(dev.dataDir, t.testdir());
   const login = JSON.parse((await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--json'], env)).stdout);
   const r = await runCli(['revoke', '--serial', login.serial, '--reason', 'x', '--server', dev.url, '--profile', 'sshca-dev'], env);
   t.equal(r.code, 3);
   t.equal(errorCodeOf(r.stderr), 'POLICY_ROLE_REQUIRED');
+});
+
+t.test('a withdrawn revocation restores the login; the KRL version still rises', needsOpenSsh, async (t) => {
+  const user = ensureLoginAccount('sshcatest');
+  const dev = await startDevServer(t, { devUser: user });
+  const dir = t.testdir();
+  const cli = (args: string[]) => runCli([...args, '--server', dev.url, '--profile', 'sshca-dev'], devLoginEnv(dev.dataDir, join(dir, 'home')));
+  const login = JSON.parse((await cli(['login', '--json', '--no-agent'])).stdout) as { serial: string; privateKeyPath: string };
+  const krl = join(dir, 'revoked.krl');
+  await fetchKrl(dev, krl);
+  const sshd = await startThrowawaySshd(join(dir, 'sshd'), await (await fetch(`${dev.url}/v1/ca/user.pub`)).text(), { revokedKeys: krl });
+  t.teardown(() => sshd.stop());
+  const ssh = () => sshd.ssh({ user, key: login.privateKeyPath, certificate: `${login.privateKeyPath}-cert.pub`, command: 'echo in' }).status;
+  t.equal(ssh(), 0, 'logs in');
+
+  const revoked = await cli(['revoke', '--serial', login.serial, '--reason', 'wrong person', '--json']);
+  t.equal(revoked.code, 0, revoked.stderr);
+  const { id } = JSON.parse(revoked.stdout) as { id: string };
+  const afterRevoke = await fetchKrl(dev, krl);
+  t.not(ssh(), 0, 'refused once revoked');
+
+  const withdrawn = await cli(['revoke', '--withdraw', id, '--reason', 'it was the right person after all', '--json']);
+  t.equal(withdrawn.code, 0, withdrawn.stderr);
+  t.equal((JSON.parse(withdrawn.stdout) as { withdrawn: string }).withdrawn, id);
+  const afterWithdraw = await fetchKrl(dev, krl);
+  t.ok(BigInt(afterWithdraw.version) > BigInt(afterRevoke.version), `version ${afterWithdraw.version} > ${afterRevoke.version}`);
+  t.equal(keygenRevoked(krl, `${login.privateKeyPath}-cert.pub`), false, 'ssh-keygen -Q: no longer revoked');
+  t.equal(ssh(), 0, 'sshd lets the certificate in again');
+
+  // Withdrawing twice, or something that is not a revocation, is refused with its own code.
+  t.equal(errorCodeOf((await cli(['revoke', '--withdraw', id, '--reason', 'again'])).stderr), 'REQUEST_ALREADY_WITHDRAWN');
+  t.equal(errorCodeOf((await cli(['revoke', '--withdraw', '1', '--reason', 'not a revocation'])).stderr), 'REQUEST_UNKNOWN_REVOCATION');
+  // Both records stay on the chain.
+  const store = new SqliteAuditLog(join(dev.dataDir, 'audit.db'), CheckpointSigner.openOrCreate(join(dev.dataDir, 'checkpoint-key.pem')));
+  t.teardown(() => store.close());
+  t.same((await store.revocationRecords()).map((r) => r.kind), ['revoked', 'withdrawn']);
 });
