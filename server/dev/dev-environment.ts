@@ -1,7 +1,7 @@
 // Prepares the embedded default's data dir: CA key, dev AWS credentials,
-// audience. Everything is created on first start and reused afterwards.
+// policy. (The audience is the server's own URL, set once it listens.) Everything is created on first start and reused afterwards.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readOrCreate } from '../persistent-file.js';
 import type { DevIdentity } from './dev-sts.js';
@@ -17,7 +17,6 @@ export interface DevEnvironment {
   readonly checkpointKeyPath: string;
   readonly credentialsPath: string;
   readonly policyPath: string;
-  readonly audience: string;
   readonly identity: DevIdentity;
 }
 
@@ -25,6 +24,79 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 function randomId(length: number): string {
   return Array.from(randomBytes(length), (b) => BASE32[b % 32]).join('');
+}
+
+/**
+ * The policy earlier versions generated: every identity of the dev account
+ * an admin and auditor. Kept verbatim (with its trailing newline) so a data
+ * dir that still holds exactly this text is upgraded; any edited file is the
+ * operator's and is never touched.
+ */
+export const LEGACY_DEV_POLICY = `${[
+  '# sshca dev policy, generated on first start. Edit it and send SIGHUP to reload (docs/policy.md).',
+  `accounts: ['${DEV_ACCOUNT}']`,
+  'rules:',
+  '  - name: dev-user',
+  '    match:',
+  `      account: '${DEV_ACCOUNT}'`,
+  "    principals: ['{{user}}']",
+  '    ttl: 8h',
+  '    maxTtl: 12h',
+  '    roles: [admin, auditor]',
+].join('\n')}\n`;
+
+/**
+ * The generated dev policy. Rule 17: the roles go to the dev user's own IAM
+ * user ARN, never to the whole account; any other identity of the dev
+ * account (after a --dev-user change) gets its own name and no role.
+ */
+export function devPolicy(devUserArn: string): string {
+  return `${[
+    '# sshca dev policy, generated on first start. Edit it and send SIGHUP to reload (docs/policy.md).',
+    `accounts: ['${DEV_ACCOUNT}']`,
+    'rules:',
+    '  # Roles only for an identity a rule names: here the dev user.',
+    '  - name: dev-user',
+    '    match:',
+    `      iamUser: '${devUserArn}'`,
+    "    principals: ['{{user}}']",
+    '    ttl: 8h',
+    '    maxTtl: 12h',
+    '    roles: [admin, auditor]',
+    '  # Any other identity of the dev account: its own name, no role.',
+    '  - name: dev-account',
+    '    match:',
+    `      account: '${DEV_ACCOUNT}'`,
+    "    principals: ['{{user}}']",
+    '    ttl: 8h',
+    '    maxTtl: 12h',
+  ].join('\n')}\n`;
+}
+
+/**
+ * Writes the dev policy on first start, and replaces the legacy generated
+ * policy (which the account-wide-roles check now refuses) when the file is
+ * byte for byte what an earlier version wrote. Atomic: a reader sees the old
+ * file or the new one, never half of either.
+ */
+function writeDevPolicy(path: string, content: string): void {
+  try {
+    // Compare sizes first: an edited (or enormous) file is never read here.
+    if (statSync(path).size === Buffer.byteLength(LEGACY_DEV_POLICY) && readFileSync(path, 'utf8') === LEGACY_DEV_POLICY) {
+      const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+      writeFileSync(temporary, content, { mode: 0o600, flag: 'wx' });
+      renameSync(temporary, path);
+    }
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  try {
+    writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process just wrote it: theirs stands.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }
 
 /** A one-line value written on first start. */
@@ -42,25 +114,11 @@ export function prepareDevEnvironment(dataDir: string, devUser: string, caKeyTyp
   const accessKeyId = /aws_access_key_id = (\S+)/.exec(credentials)?.[1];
   const secretAccessKey = /aws_secret_access_key = (\S+)/.exec(credentials)?.[1];
   if (!accessKeyId || !secretAccessKey) throw new Error(`${credentialsPath} is not a dev credentials file; remove it to regenerate`);
-  // A per-data-dir audience: a token made for one dev server is useless at another.
-  const audience = persistent(join(dataDir, 'audience'), () => `sshca-dev-${randomBytes(8).toString('hex')}`);
-  // The dev policy: every dev user gets its own name, and the admin and
-  // auditor roles. Written once; edit it and send SIGHUP to try policies.
+  const arn = `arn:aws:iam::${DEV_ACCOUNT}:user/${devUser}`;
+  // The dev policy: the dev user gets its own name and the admin and auditor
+  // roles. Written once; edit it and send SIGHUP to try policies.
   const policyPath = join(dataDir, 'policy.yaml');
-  persistent(policyPath, () =>
-    [
-      '# sshca dev policy, generated on first start. Edit it and send SIGHUP to reload (docs/policy.md).',
-      `accounts: ['${DEV_ACCOUNT}']`,
-      'rules:',
-      '  - name: dev-user',
-      '    match:',
-      `      account: '${DEV_ACCOUNT}'`,
-      "    principals: ['{{user}}']",
-      '    ttl: 8h',
-      '    maxTtl: 12h',
-      '    roles: [admin, auditor]',
-    ].join('\n'),
-  );
+  writeDevPolicy(policyPath, devPolicy(arn));
   const userHash = createHash('sha256').update(devUser).digest();
   return {
     dataDir,
@@ -69,12 +127,11 @@ export function prepareDevEnvironment(dataDir: string, devUser: string, caKeyTyp
     checkpointKeyPath: join(dataDir, 'checkpoint-key.pem'),
     credentialsPath,
     policyPath,
-    audience,
     identity: {
       accessKeyId,
       secretAccessKey,
       account: DEV_ACCOUNT,
-      arn: `arn:aws:iam::${DEV_ACCOUNT}:user/${devUser}`,
+      arn,
       userId: `AIDA${Array.from(userHash.subarray(0, 16), (b) => BASE32[b % 32]).join('')}`,
     },
   };

@@ -3,8 +3,9 @@
 // file tells what a person gets.
 import { PolicyError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
-import { checkSourceAddress, type PolicyDocument, type PolicyRole, type PolicyRule } from './policy-file.js';
+import type { PolicyDocument, PolicyRole, PolicyRule } from './policy-file.js';
 import { PRINCIPAL_PATTERN, selectPrincipals, selectTtl, type CertificateRequest, type Policy, type PolicyDecision } from './policy.js';
+import { renderSourceAddress } from './source-address.js';
 
 function matches(rule: PolicyRule, id: CallerIdentity): boolean {
   const m = rule.match;
@@ -16,17 +17,47 @@ function matches(rule: PolicyRule, id: CallerIdentity): boolean {
 }
 
 /**
+ * Whether the rule names this identity: its IAM user ARN, its exact role
+ * ARN, or its SSO permission set. Checked again here although
+ * parsePolicyFile refuses role-granting rules that name nobody, so a
+ * document built any other way cannot make an account-wide match an admin.
+ */
+function namesIdentity(rule: PolicyRule, id: CallerIdentity): boolean {
+  const m = rule.match;
+  if (m.iamUsers && id.kind === 'iam-user' && m.iamUsers.includes(id.arn)) return true;
+  if (m.roles && id.roleArn !== undefined && m.roles.some((r) => !/[*?]/.test(r.pattern) && r.pattern === id.roleArn)) return true;
+  return m.ssoPermissionSets !== undefined && id.ssoPermissionSet !== undefined && m.ssoPermissionSets.includes(id.ssoPermissionSet);
+}
+
+/**
+ * The session name a template may use, or undefined. Only trusted session
+ * names count (anyone who assumes another role chooses its own); with
+ * `sessionDomains`, only `local@domain` names in one of those domains, so
+ * alice@corp.com and alice@other.org never both become `alice`.
+ */
+function sessionFor(rule: PolicyRule, id: CallerIdentity): string | undefined {
+  if (!id.sessionTrusted || id.sessionName === undefined) return undefined;
+  if (rule.sessionDomains === undefined) return id.sessionName;
+  const parts = id.sessionName.split('@');
+  // Exactly one @, a local part, and the whole domain equal to a listed one:
+  // no suffix or prefix matching (example.com.evil.org, evil-example.com).
+  if (parts.length !== 2 || !parts[0] || !rule.sessionDomains.includes(parts[1]!.toLowerCase())) return undefined;
+  return id.sessionName;
+}
+
+/**
  * Renders a principal template. A placeholder with no trustworthy value
  * (an untrusted session name, `{{user}}` for a role) drops the principal
  * rather than guessing. A template may never produce `root`: root is only
  * granted when a rule writes it literally (rule 9).
  */
-function render(template: string, id: CallerIdentity): string | undefined {
+function render(template: string, rule: PolicyRule, id: CallerIdentity): string | undefined {
   if (!template.includes('{{')) return template;
+  const session = sessionFor(rule, id);
   const values: Record<string, string | undefined> = {
     user: id.kind === 'iam-user' ? id.name : undefined,
-    session: id.sessionTrusted ? id.sessionName : undefined,
-    sessionLocalPart: id.sessionTrusted ? id.sessionName?.split('@')[0] : undefined,
+    session,
+    sessionLocalPart: session?.split('@')[0],
   };
   let missing = false;
   const out = template.replace(/\{\{(\w+)\}\}/g, (_, v: string) => values[v] ?? ((missing = true), ''));
@@ -34,9 +65,9 @@ function render(template: string, id: CallerIdentity): string | undefined {
   return out;
 }
 
-/** IPv4-mapped IPv6 (how a dual-stack socket reports IPv4 callers) back to IPv4. */
-function plainIp(ip: string): string {
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+/** Every principal the rule grants this identity (possibly none). */
+function grantedPrincipals(rule: PolicyRule, id: CallerIdentity): string[] {
+  return [...new Set(rule.principals.map((t) => render(t, rule, id)).filter((p): p is string => p !== undefined))];
 }
 
 /** Decides requests by a PolicyDocument. */
@@ -47,9 +78,17 @@ export class FilePolicy implements Policy {
     return this.document.rules.find((r) => matches(r, identity));
   }
 
-  /** Roles (`admin`, `auditor`) of the identity's first matching rule. */
+  /**
+   * Roles (`admin`, `auditor`) of the identity's first matching rule — only
+   * when that rule names the identity (rule 17) and grants it at least one
+   * principal: a rule that cannot say who the caller is (an untrusted
+   * session filling `{{session}}`) gives no certificate and no role either.
+   */
   rolesFor(identity: CallerIdentity): readonly PolicyRole[] {
-    return this.ruleFor(identity)?.roles ?? [];
+    const rule = this.ruleFor(identity);
+    if (!rule || rule.roles.length === 0) return [];
+    if (!namesIdentity(rule, identity) || grantedPrincipals(rule, identity).length === 0) return [];
+    return rule.roles;
   }
 
   accountAllowed(accountId: string): boolean {
@@ -59,18 +98,17 @@ export class FilePolicy implements Policy {
   decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision {
     const rule = this.ruleFor(identity);
     if (!rule) throw new PolicyError('POLICY_NO_RULE', 'no rule grants this identity a certificate');
-    const granted = [...new Set(rule.principals.map((t) => render(t, identity)).filter((p): p is string => p !== undefined))];
-    if (granted.length === 0) throw new PolicyError('POLICY_NO_PRINCIPALS', `rule ${rule.name} grants this identity no principal (an untrusted session name cannot fill a template)`);
+    const granted = grantedPrincipals(rule, identity);
+    if (granted.length === 0) throw new PolicyError('POLICY_NO_PRINCIPALS', `rule ${rule.name} grants this identity no principal (an untrusted or out-of-domain session name cannot fill a template)`);
     const principals = selectPrincipals(granted, request.principals);
     if (rule.requireReason && !request.reason?.trim()) throw new PolicyError('POLICY_REASON_REQUIRED', `rule ${rule.name} requires a reason`);
     const ttlSeconds = selectTtl(request.ttlSeconds, rule.ttlSeconds, rule.maxTtlSeconds);
     const criticalOptions: Record<string, string> = { ...rule.criticalOptions };
     const sourceAddress = rule.criticalOptions['source-address'];
     if (sourceAddress !== undefined) {
-      const ip = plainIp(request.sourceIp ?? '');
-      const rendered = sourceAddress.replaceAll('{{sourceIp}}', ip);
-      // Rule 11: source-address is CIDR-checked after the caller's address is filled in.
-      if (!checkSourceAddress(rendered, ip)) throw new PolicyError('POLICY_SOURCE_ADDRESS', 'the source address cannot be expressed as the rule requires');
+      // Rules 11 and 21: {{sourceIp}} becomes exactly the caller's address (/32 or /128).
+      const rendered = renderSourceAddress(sourceAddress, request.sourceIp ?? '');
+      if (rendered === undefined) throw new PolicyError('POLICY_SOURCE_ADDRESS', 'the source address cannot be expressed as the rule requires');
       criticalOptions['source-address'] = rendered;
     }
     return { principals, ttlSeconds, extensions: rule.extensions, criticalOptions, ruleName: rule.name };

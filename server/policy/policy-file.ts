@@ -1,10 +1,10 @@
 // Reads a policy file (YAML) into a validated PolicyDocument. Every error
 // names the file, line and field, because an operator fixing a policy under
 // pressure should not have to guess.
-import { isIP } from 'node:net';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { parseDuration } from '../../protocol/duration.js';
 import { PRINCIPAL_PATTERN } from './policy.js';
+import { sourceAddressProblem } from './source-address.js';
 
 export type PolicyRole = 'admin' | 'auditor';
 
@@ -15,11 +15,19 @@ export interface PolicyRule {
   readonly match: {
     readonly accounts?: readonly string[];
     readonly iamUsers?: readonly string[];
-    /** Role ARN patterns: prefix matched exactly, `*`/`?` glob on the role name only. */
-    readonly roles?: ReadonlyArray<{ readonly prefix: string; readonly name: RegExp }>;
+    /**
+     * Role ARN patterns: prefix matched exactly, `*`/`?` glob on the role
+     * name only. `pattern` is the ARN as written (exact when it has no glob).
+     */
+    readonly roles?: ReadonlyArray<{ readonly pattern: string; readonly prefix: string; readonly name: RegExp }>;
     readonly ssoPermissionSets?: readonly string[];
   };
   readonly principals: readonly string[];
+  /**
+   * When set, `{{session}}` and `{{sessionLocalPart}}` render only for a
+   * session name `local@domain` with `domain` (lower case) in this list.
+   */
+  readonly sessionDomains?: readonly string[];
   readonly ttlSeconds: number;
   readonly maxTtlSeconds: number;
   readonly extensions: Readonly<Record<string, string>>;
@@ -39,6 +47,22 @@ export class PolicyFileError extends Error {
   readonly code = 'CONFIG_POLICY_INVALID';
 }
 
+/**
+ * Larger policy files are refused before parsing. A rule is a few hundred
+ * bytes, so this holds a thousand rules; and it keeps the worst file yaml
+ * can be given (measured: ~4 s per MiB of pathological input) well under a
+ * second, since a reload blocks the server while it parses.
+ */
+export const MAX_POLICY_BYTES = 256 * 1024;
+/** Flow collections nest at most this deep (a policy needs three). */
+export const MAX_FLOW_DEPTH = 64;
+/**
+ * How far anchors and aliases may expand (yaml's count × nesting measure):
+ * enough to share a list among a few rules, far too little for a
+ * "billion laughs" file to cost the parser or the validator anything.
+ */
+export const MAX_ALIAS_COUNT = 20;
+
 export const DEFAULT_TTL = '8h';
 /** maxTtl when a rule gives none (or its ttl, if longer). */
 export const DEFAULT_MAX_TTL_SECONDS = 12 * 3600;
@@ -50,17 +74,103 @@ const TEMPLATE_VARS = ['user', 'session', 'sessionLocalPart'];
 const ACCOUNT = /^\d{12}$/;
 const IAM_USER_ARN = /^arn:(aws|aws-us-gov|aws-cn):iam::\d{12}:user\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
 const ROLE_ARN_PATTERN = /^(arn:(?:aws|aws-us-gov|aws-cn):iam::\d{12}:role\/)([\w+=,.@*?-]{1,64})$/;
+/** A DNS name of at least two labels, compared in lower case. */
+const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
 type Path = ReadonlyArray<string | number>;
 
-/** Parses and validates `text`; `source` names the file in messages. */
-export function parsePolicyFile(text: string, source: string): PolicyDocument {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    throw new PolicyFileError(`${source}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]}`);
+/**
+ * Refuses flow collections (`[`, `{`) nested deeper than MAX_FLOW_DEPTH
+ * before yaml sees the text: a policy needs three levels, and a file of
+ * nothing but brackets costs the parser seconds per hundred kilobytes.
+ * Brackets are counted everywhere, quoted or commented too: being wrong only
+ * ever refuses an absurd file, never lets one through.
+ */
+function checkFlowDepth(text: string, source: string, lines: LineCounter): void {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_FLOW_DEPTH) throw new PolicyFileError(`${source}:${lines.linePos(i).line}: brackets nested more than ${MAX_FLOW_DEPTH} deep`);
+    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
   }
+}
+
+/**
+ * YAML text to a Document and its plain value, with every resource bound
+ * in place: size, bracket depth, aliases; duplicate keys found in one pass
+ * (yaml's own uniqueKeys check compares every pair of keys in a mapping).
+ */
+function parseYaml(text: string, source: string): { doc: Document.Parsed; lines: LineCounter; root: unknown } {
+  // Characters here; PolicyStore checks bytes before decoding. Either way the parser never sees more.
+  if (text.length > MAX_POLICY_BYTES) throw new PolicyFileError(`${source}: more than ${MAX_POLICY_BYTES} characters; a policy file is at most ${MAX_POLICY_BYTES / 1024} KiB`);
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines.addNewLine(i + 1);
+  checkFlowDepth(text, source, lines);
+  let doc: Document.Parsed;
+  // yaml records one Error object per problem, and a hostile file has one
+  // per few bytes; capturing a stack trace for each is most of the parse
+  // time. Nothing else runs during this synchronous call.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+  } catch (err) {
+    // yaml reports problems in doc.errors; a throw is still just an invalid file.
+    throw new PolicyFileError(`${source}: cannot parse: ${(err as Error).message}`, { cause: err });
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+  const first = doc.errors[0];
+  if (first) throw new PolicyFileError(`${source}:${lines.linePos(first.pos[0]).line}: ${first.message.split('\n')[0]}`);
+  let duplicate: number | undefined;
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        // Scalar keys compare by value (as yaml's check does); any other key by identity.
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.has(key)) {
+          duplicate = (pair.key as { range?: [number] } | null)?.range?.[0] ?? map.range?.[0] ?? 0;
+          return visit.BREAK;
+        }
+        seen.add(key);
+      }
+      return undefined;
+    },
+  });
+  if (duplicate !== undefined) throw new PolicyFileError(`${source}:${lines.linePos(duplicate).line}: map keys must be unique`);
+  try {
+    return { doc, lines, root: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+  } catch (err) {
+    const message = (err as Error).message;
+    if (!/alias/i.test(message)) throw new PolicyFileError(`${source}: cannot parse: ${message}`, { cause: err });
+    let aliasLine = 1;
+    visit(doc, {
+      Alias(_, node) {
+        if (node.range) aliasLine = lines.linePos(node.range[0]).line;
+        return visit.BREAK;
+      },
+    });
+    throw new PolicyFileError(`${source}:${aliasLine}: anchors and aliases expand too far (${message}); write the values out`, { cause: err });
+  }
+}
+
+/** Parses and validates `text`; `source` names the file in messages. Throws only PolicyFileError. */
+export function parsePolicyFile(text: string, source: string): PolicyDocument {
+  try {
+    return validate(text, source);
+  } catch (err) {
+    if (err instanceof PolicyFileError) throw err;
+    // Whatever a hostile file makes the parser or the walk over its nodes
+    // throw (a stack overflow, say) is still just an invalid file.
+    throw new PolicyFileError(`${source}: cannot parse: ${err instanceof Error ? err.message : 'unknown error'}`, { cause: err });
+  }
+}
+
+function validate(text: string, source: string): PolicyDocument {
+  const { doc, lines, root } = parseYaml(text, source);
   const lineOf = (path: Path): number => {
     for (let p = [...path]; ; p = p.slice(0, -1)) {
       const node = p.length ? (doc.getIn(p, true) as { range?: [number] } | undefined) : (doc.contents as { range?: [number] } | null);
@@ -72,7 +182,6 @@ export function parsePolicyFile(text: string, source: string): PolicyDocument {
     const field = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(top)';
     throw new PolicyFileError(`${source}:${lineOf(path)}: ${field}: ${problem}`);
   };
-  const root: unknown = doc.toJS();
   const obj = (v: unknown, path: Path, allowed: readonly string[]): Record<string, unknown> => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(path, 'expected a mapping');
     for (const k of Object.keys(v)) if (!allowed.includes(k)) fail([...path, k], `unknown field (allowed: ${allowed.join(', ')})`);
@@ -101,7 +210,7 @@ export function parsePolicyFile(text: string, source: string): PolicyDocument {
   const names = new Set<string>();
   const rules = (top.rules as unknown[]).map((raw, i): PolicyRule => {
     const at = ['rules', i];
-    const r = obj(raw, at, ['name', 'match', 'principals', 'ttl', 'maxTtl', 'extensions', 'criticalOptions', 'requireReason', 'roles']);
+    const r = obj(raw, at, ['name', 'match', 'principals', 'sessionDomains', 'ttl', 'maxTtl', 'extensions', 'criticalOptions', 'requireReason', 'roles']);
     if (typeof r.name !== 'string' || !/^[\w.-]{1,64}$/.test(r.name)) fail([...at, 'name'], 'expected a name of letters, digits, _ . -');
     const name = r.name as string;
     if (names.has(name)) fail([...at, 'name'], `duplicate rule name ${name}`);
@@ -116,13 +225,17 @@ export function parsePolicyFile(text: string, source: string): PolicyDocument {
         ? {
             roles: strings(m.role, [...mp, 'role'], (s, p) => ROLE_ARN_PATTERN.test(s) || fail(p, 'expected arn:<partition>:iam::<account>:role/<name or glob> (no path)'), { single: true }).map((s) => {
               const [, prefix, glob] = ROLE_ARN_PATTERN.exec(s)! as unknown as [string, string, string];
-              return { prefix, name: new RegExp(`^${glob.replace(/[.+=,@-]/g, '\\$&').replace(/\*/g, '[\\w+=,.@-]*').replace(/\?/g, '[\\w+=,.@-]')}$`) };
+              return { pattern: s, prefix, name: new RegExp(`^${glob.replace(/[.+=,@-]/g, '\\$&').replace(/\*/g, '[\\w+=,.@-]*').replace(/\?/g, '[\\w+=,.@-]')}$`) };
             }),
           }
         : {}),
       ...(m.ssoPermissionSet !== undefined ? { ssoPermissionSets: strings(m.ssoPermissionSet, [...mp, 'ssoPermissionSet'], (s, p) => /^[\w+=,.@-]{1,32}$/.test(s) || fail(p, 'expected a permission set name'), { single: true }) } : {}),
     };
     const principals = strings(r.principals, [...at, 'principals'], (s, p) => checkPrincipalTemplate(s) || fail(p, `not a principal or template (placeholders: ${TEMPLATE_VARS.map((v) => `{{${v}}}`).join(', ')})`));
+    const sessionDomains =
+      r.sessionDomains === undefined
+        ? undefined
+        : [...new Set(strings(r.sessionDomains, [...at, 'sessionDomains'], (s, p) => DOMAIN.test(s) || fail(p, 'expected a domain name like example.com (no @, no wildcard)'), { single: true }).map((d) => d.toLowerCase()))];
     const ttlSeconds = duration(r.ttl ?? DEFAULT_TTL, [...at, 'ttl']);
     const maxTtlSeconds = r.maxTtl !== undefined ? duration(r.maxTtl, [...at, 'maxTtl']) : Math.max(ttlSeconds, DEFAULT_MAX_TTL_SECONDS);
     if (ttlSeconds > maxTtlSeconds) fail([...at, 'ttl'], 'ttl is longer than maxTtl');
@@ -134,16 +247,31 @@ export function parsePolicyFile(text: string, source: string): PolicyDocument {
       criticalOptions['force-command'] = co['force-command'] as string;
     }
     if (co['source-address'] !== undefined) {
-      if (typeof co['source-address'] !== 'string' || !checkSourceAddress(co['source-address'])) fail([...at, 'criticalOptions', 'source-address'], 'expected comma-separated CIDRs, {{sourceIp}}/32 allowed');
-      criticalOptions['source-address'] = co['source-address'] as string;
+      const value = co['source-address'];
+      if (typeof value !== 'string') return fail([...at, 'criticalOptions', 'source-address'], 'expected comma-separated CIDRs and {{sourceIp}}');
+      const problem = sourceAddressProblem(value);
+      if (problem !== undefined) fail([...at, 'criticalOptions', 'source-address'], problem);
+      criticalOptions['source-address'] = value.split(',').map((e) => e.trim()).join(',');
     }
     if (r.requireReason !== undefined && typeof r.requireReason !== 'boolean') fail([...at, 'requireReason'], 'expected true or false');
     const roles = r.roles === undefined ? [] : strings(r.roles, [...at, 'roles'], (s, p) => s === 'admin' || s === 'auditor' || fail(p, 'expected admin or auditor'), { min: 0 });
+    if (roles.length > 0) {
+      // Rule 17: roles go only to identities the rule names. An account match
+      // names nobody, and a role glob is an account-wide match in disguise
+      // (anyone who can create or assume a role it covers gets the role).
+      for (const [j, role] of (match.roles ?? []).entries()) {
+        if (/[*?]/.test(role.pattern)) fail([...mp, 'role', j], 'a rule that grants roles must name each role ARN exactly (no * or ? glob)');
+      }
+      if (!match.iamUsers && !match.roles && !match.ssoPermissionSets) {
+        fail([...at, 'roles'], 'roles are granted only to identities a rule names: match on iamUser, an exact role ARN or ssoPermissionSet, not on account alone');
+      }
+    }
     return {
       name,
       line: lineOf(at),
       match,
       principals,
+      ...(sessionDomains ? { sessionDomains } : {}),
       ttlSeconds,
       maxTtlSeconds,
       extensions: Object.fromEntries(extensionNames.map((e) => [e, ''])),
@@ -159,14 +287,4 @@ export function parsePolicyFile(text: string, source: string): PolicyDocument {
 function checkPrincipalTemplate(template: string): boolean {
   const literal = template.replace(/\{\{(\w+)\}\}/g, (whole, v: string) => (TEMPLATE_VARS.includes(v) ? 'x' : whole));
   return PRINCIPAL_PATTERN.test(literal);
-}
-
-/** Comma-separated CIDRs; `{{sourceIp}}` stands for the caller's address. */
-export function checkSourceAddress(value: string, sourceIp = '192.0.2.1'): boolean {
-  return value.split(',').every((part) => {
-    const m = /^([^/\s]+)\/(\d{1,3})$/.exec(part.trim().replace('{{sourceIp}}', sourceIp));
-    if (!m) return false;
-    const family = isIP(m[1]!);
-    return family !== 0 && Number(m[2]) <= (family === 4 ? 32 : 128);
-  });
 }

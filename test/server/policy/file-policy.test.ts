@@ -29,7 +29,7 @@ rules:
     extensions: []
     criticalOptions:
       force-command: /usr/local/bin/deploy
-      source-address: '{{sourceIp}}/32,10.0.0.0/8'
+      source-address: '{{sourceIp}},10.0.0.0/8'
   - name: sso-admins
     match: { ssoPermissionSet: Admin }
     principals: ['{{sessionLocalPart}}', ops]
@@ -76,6 +76,8 @@ t.test('decisions', async (t) => {
       { principals: ['deploy'], ttl: 600, extensions: [], options: { 'force-command': '/usr/local/bin/deploy', 'source-address': '203.0.113.7/32,10.0.0.0/8' } }],
     ['CI deploy: IPv4-mapped caller address', role('Deploy-staging', 'run-2'), { sourceIp: '::ffff:198.51.100.2' },
       { principals: ['deploy'], options: { 'force-command': '/usr/local/bin/deploy', 'source-address': '198.51.100.2/32,10.0.0.0/8' } }],
+    ['CI deploy: an IPv6 caller is /128', role('Deploy-staging', 'run-2'), { sourceIp: '2001:db8::7' },
+      { principals: ['deploy'], options: { 'force-command': '/usr/local/bin/deploy', 'source-address': '2001:db8::7/128,10.0.0.0/8' } }],
     ['role glob matches the name only', role('Deploy', 'run-3'), {}, { code: 'POLICY_NO_PRINCIPALS' }],
     ['no rule for another account', user('eve', '333333333333'), {}, { code: 'POLICY_NO_RULE' }],
   ];
@@ -106,6 +108,10 @@ t.test('invalid files are refused naming line and field', async (t) => {
     ['ttl above maxTtl', `${base}    ttl: 2h\n    maxTtl: 1h\n`, 6, 'rules[0].ttl'],
     ['unknown placeholder', base.replace('{{user}}', '{{email}}'), 5, 'rules[0].principals[0]'],
     ['bad source-address', `${base}    criticalOptions: { source-address: 'anywhere' }\n`, 6, 'rules[0].criticalOptions.source-address'],
+    ['{{sourceIp}} with a prefix', `${base}    criticalOptions:\n      source-address: '{{sourceIp}}/32'\n`, 7, 'rules[0].criticalOptions.source-address'],
+    ['{{sourceIp}} widened to a network', `${base}    criticalOptions:\n      source-address: '10.0.0.0/8,{{sourceIp}}/24'\n`, 7, 'rules[0].criticalOptions.source-address'],
+    ['roles on an account-only match', `${base}    roles: [auditor]\n`, 6, 'rules[0].roles'],
+    ['bad session domain', `${base}    sessionDomains: ['@corp.com']\n`, 6, 'rules[0].sessionDomains[0]'],
     ['role ARN with a path', base.replace(`{ account: '${A}' }`, `{ role: 'arn:aws:iam::${A}:role/path/R' }`), 4, 'rules[0].match.role[0]'],
     ['bad account', base.replace(`accounts: ['${A}']`, "accounts: ['12']"), 1, 'accounts[0]'],
     ['empty match', base.replace(`{ account: '${A}' }`, '{}'), 4, 'rules[0].match'],

@@ -30,4 +30,20 @@ t.test('SIGHUP', needsOpenSsh, async (t) => {
   await server.logged('policy reload refused');
   t.match(server.stdout(), /CONFIG_POLICY_INVALID/, 'the refusal is logged with its code');
   t.equal((await login('shared')).code, 0, 'a broken file leaves the previous policy in force');
+
+  // An alias bomb makes yaml throw rather than report: the handler must still log and carry on.
+  const levels = ['    - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+  for (let i = 1; i <= 9; i++) levels.push(`    - &l${i} [${Array.from({ length: 9 }, () => `*l${i - 1}`).join(', ')}]`);
+  writeFileSync(policyPath, `accounts: ['000000000000']\nrules:\n  - name: bomb\n    match: { account: '000000000000' }\n    principals:\n${levels.join('\n')}\n`);
+  server.child.kill('SIGHUP');
+  await refusedTimes(2);
+  t.equal(server.child.exitCode, null, 'the server is still running');
+  t.equal((await login('shared')).code, 0, 'an alias bomb leaves the previous policy in force');
+
+  function refusedTimes(n: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => (server.stdout().split('policy reload refused').length > n ? resolve() : setTimeout(check, 20));
+      check();
+    });
+  }
 });
