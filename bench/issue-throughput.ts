@@ -2,7 +2,7 @@
 // --dev`), per CA key type and concurrency. Tokens are signed before the
 // clock starts so the figure is the server's: authenticate (incl. the
 // loopback STS replay) → decide → sign → verify → SQLite commit.
-// Run: npm run bench [-- --requests 400]
+// Run: npm run bench [-- --requests 400]. Rate limits are off: all requests come from one address.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ const REQUESTS = Number(values.requests);
 
 async function run(caKeyType: string, concurrency: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'sshca-bench-'));
-  const server = await startServer(loadConfig(['--dev', '--port', '0', '--data-dir', dir, '--dev-user', 'bench', '--ca-key-type', caKeyType], { SSHCA_LOG_LEVEL: 'silent' }, 'bench', dir), { logger: false });
+  const server = await startServer(loadConfig(['--dev', '--port', '0', '--data-dir', dir, '--dev-user', 'bench', '--ca-key-type', caKeyType], { SSHCA_LOG_LEVEL: 'silent', SSHCA_RATE_LIMIT_PER_MINUTE: '0' }, 'bench', dir), { logger: false });
   try {
     const info = (await (await fetch(`${server.url}/v1/ca`)).json()) as { audience: string; stsEndpoints: string[] };
     const signer = new IdentityTokenSigner({ profile: 'sshca-dev' });

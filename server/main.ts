@@ -36,8 +36,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The dev server's URL in canonical form (URL normalises IPv6 hosts, as the AWS SDK does). */
 function baseUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return canonicalServerUrl(`http://${host.includes(':') ? `[${host}]` : host}:${port}`);
 }
 
 /** Builds every dependency from `config`, listens, and returns the server. */
@@ -57,6 +58,8 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const userCaRetired = (prod?.userCaRetired ?? []).map((line) => parsePublicKeyLine(line));
   const hostCaRetired = (prod?.hostCaRetired ?? []).map((line) => parsePublicKeyLine(line));
   const checkpoints = dev ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath) : CheckpointSigner.fromFile(prod!.checkpointKeyPath);
+  // Before the store opens: an invalid policy stops start-up with nothing to close.
+  const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const store = config.store
     ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
     : new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints);
@@ -64,7 +67,6 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   let audienceUrl = prod?.audience ?? '';
   const audience = () => audienceUrl;
-  const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
   const app = buildApp({
     audience,
@@ -105,7 +107,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const url = baseUrl(config.host, port);
   if (dev) {
     endpoints.replace([{ url: `${url}${DEV_STS_PATH}`, region: DEV_STS_REGION, partition: 'aws' }]);
-    audienceUrl = canonicalServerUrl(url);
+    audienceUrl = url;
   }
   return {
     app,
