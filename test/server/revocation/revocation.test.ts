@@ -61,6 +61,10 @@ t.test('revoke by serial, key id and public key; sshd refuses exactly those', ne
     t.equal(ssh(who) === 0, !expected, `sshd: ${who} ${expected ? 'refused' : 'still logs in'}`);
   }
   t.equal((await fetch(`${dev.url}/v1/krl`, { headers: { 'if-none-match': after.etag } })).status, 304, 'unchanged KRL: 304');
+  // Item 11: the public KRL names certificates by serial, even the one revoked by key id: no ARNs published.
+  const published = execFileSync('ssh-keygen', ['-Q', '-l', '-f', krl], { encoding: 'utf8' });
+  t.notMatch(published, /arn:|id: /, 'no key ids (and so no caller ARNs) in the KRL');
+  t.match(published, new RegExp(certs.b!.serial), 'the key-id revocation is listed by its serial');
 
   const unknown = await cli('a', ['revoke', '--serial', '12345', '--reason', 'typo']);
   t.equal(unknown.code, 3);
