@@ -96,12 +96,22 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(dev ? { devSts: dev.identity } : {}),
     logger,
   });
-  app.addHook('onClose', async () => {
-    await transport.close();
-    await store.close();
-    for (const client of kmsClients) client.destroy();
-  });
-  await app.listen({ host: config.host, port: config.port });
+  // After the app has closed (its own onClose hooks write the last refusal
+  // summary to the store), never before: so the store closes last.
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await app.close();
+      await transport.close();
+      await store.close();
+      for (const client of kmsClients) client.destroy();
+    })());
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = baseUrl(config.host, port);
@@ -115,7 +125,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     userCaFingerprint: fingerprintOf(signer.publicKey().blob),
     reloadPolicy: () => policy.reload(),
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
-    close: () => app.close(),
+    close,
   };
 }
 
