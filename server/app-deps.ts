@@ -17,11 +17,19 @@ import type { Policy } from './policy/policy.js';
 export interface RateLimits {
   /** Requests per minute per source to routes that take a token (counted before authentication). */
   readonly authenticatedPerMinute: number;
-  /** Requests per minute per source to the public lists (KRL, CA keys). */
+  /**
+   * Requests per minute per source to the public lists (KRL, CA keys). Off
+   * by default: they serve cached bytes, and a limit there would let one
+   * process behind a fleet's shared NAT address starve every instance's KRL
+   * refresh.
+   */
   readonly publicPerMinute: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ authenticatedPerMinute: 300, publicPerMinute: 1200 });
+export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ authenticatedPerMinute: 300, publicPerMinute: 0 });
+
+/** IPv6 sources are limited per /56: one customer's usual allocation, so a single attacker cannot spread over 256 /64s. */
+export const RATE_LIMIT_IPV6_PREFIX = 56;
 
 /** Everything the service needs, built by main.ts (or a test). */
 export interface AppDeps {

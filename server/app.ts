@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { DEFAULT_RATE_LIMITS, type AppDeps, type RouteDeps } from './app-deps.js';
+import { DEFAULT_RATE_LIMITS, RATE_LIMIT_IPV6_PREFIX, type AppDeps, type RouteDeps } from './app-deps.js';
 import { RefusalAggregator } from './audit/refusal-aggregator.js';
 import { registerDevSts } from './dev/dev-sts.js';
 import { AuthnError, RequestError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN_MESSAGE } from './errors.js';
@@ -88,7 +88,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ code: 'REQUEST_NOT_FOUND', message: 'no such route', requestId: request.id }));
 
   // Per-source limits, checked before anything else runs (the plugin's
-  // onRequest hook). Sources are keyed by address, IPv6 by /64.
+  // onRequest hook). Sources are keyed by address, IPv6 by /56.
   const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
   const perMinute = (access: RouteAccess | undefined) => (access === 'token' ? limits.authenticatedPerMinute : access === 'public' ? limits.publicPerMinute : 0);
   void app.register(rateLimit, {
@@ -96,7 +96,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     timeWindow: 60_000,
     max: (request) => perMinute(accessOf(request)),
     allowList: (request) => perMinute(accessOf(request)) === 0,
-    keyGenerator: (request) => `${accessOf(request) ?? '-'} ${normalizeIP(request.ip, 64)}`,
+    keyGenerator: (request) => `${accessOf(request) ?? '-'} ${normalizeIP(request.ip, RATE_LIMIT_IPV6_PREFIX)}`,
     errorResponseBuilder: (_request, context) => new RequestError('REQUEST_RATE_LIMITED', `too many requests from this address; retry in ${context.after}`, { status: 429 }),
   });
   // Routes go in a child scope, registered after the limiter, so its route hook sees every one of them.

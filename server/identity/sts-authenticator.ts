@@ -74,11 +74,13 @@ export class StsAuthenticator implements Authenticator {
     if (!endpoint) throw new AuthnError('AUTHN_ENDPOINT_NOT_ALLOWED', 'token names an STS endpoint that is not allowlisted');
     const auth = this.checkAuthorization(token, endpoint);
     const signedAt = this.checkFreshness(token.amzDate);
-    // Rule 5: claimed before the network call so two concurrent uses cannot both pass.
-    const fresh = await this.claim(auth.signature, signedAt);
-    if (!fresh) throw new AuthnError('AUTHN_REPLAY', 'this token was already used');
     const response = await this.replay(this.rebuild(token, endpoint, auth, input));
     const identity = this.identityFrom(response, endpoint);
+    // Rule 5: claimed only once STS has vouched for the signature, so a forged
+    // token never costs a durable write (rule 16). The claim is one atomic
+    // insert: of two concurrent uses of one token, exactly one wins.
+    const fresh = await this.claim(auth.signature, signedAt);
+    if (!fresh) throw new AuthnError('AUTHN_REPLAY', 'this token was already used');
     if (!this.deps.accounts.has(identity.accountId)) throw new AuthnError('AUTHN_ACCOUNT_NOT_ALLOWED', `account ${identity.accountId} is not allowlisted`);
     return identity;
   }

@@ -1,13 +1,16 @@
 // Rule 16 / issue 10 item 1: requests that never authenticate cannot grow
 // the audit record one record at a time, are rate-limited per source, and
 // do not slow an honest caller on another address beyond a stated factor.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import t from 'tap';
+import { encodeIdentityToken } from '../../protocol/identity-token.js';
 import { publicKeyFromKeyObject, toOpenSshLine } from '../../protocol/ssh-public-key.js';
 import { MAX_SUMMARY_KEYS, RefusalAggregator, sourceNetwork } from '../../server/audit/refusal-aggregator.js';
 import type { RefusalSummaryRecord } from '../../server/audit/audit-log.js';
-import { auditRows, requestCertificate, startDevServer } from '../fixtures/dev-server.js';
+import { auditRows, lastAnonymousRefusalCode, postUserCert, requestCertificate, signToken, startDevServer } from '../fixtures/dev-server.js';
 
 const publicKey = toOpenSshLine(publicKeyFromKeyObject(generateKeyPairSync('ed25519').publicKey));
 
@@ -155,4 +158,27 @@ t.test('source networks', async (t) => {
   t.equal(sourceNetwork('2001:db8::1'), '2001:db8:0:0::/64');
   t.equal(sourceNetwork('::1'), '0:0:0:0::/64');
   t.equal(sourceNetwork('not an address'), 'unknown');
+});
+
+t.test('a forged token costs no durable write: the replay cache only holds signatures STS vouched for', async (t) => {
+  const dev = await startDevServer(t);
+  const body = JSON.stringify({ publicKey });
+  for (let i = 0; i < 20; i++) {
+    // Well-formed, fresh, for the allowlisted endpoint, signed with nothing anyone holds.
+    const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const accessKey = `AKIA${randomBytes(10).toString('hex').toUpperCase().slice(0, 16)}`;
+    const authorization = `AWS4-HMAC-SHA256 Credential=${accessKey}/${amzDate.slice(0, 8)}/us-east-1/sts/aws4_request, SignedHeaders=accept;content-type;host;x-amz-date;x-sshca-audience;x-sshca-request, Signature=${randomBytes(32).toString('hex')}`;
+    const token = encodeIdentityToken({ v: 1, endpoint: dev.endpoint, amzDate, authorization });
+    t.equal((await postUserCert(dev, body, [['authorization', `SSHCA-AWS4 ${token}`]])).status, 401);
+  }
+  t.equal(await lastAnonymousRefusalCode(dev).then(() => auditRows(dev).at(-1)?.counts?.[0]?.count), 20, 'counted in one summary');
+  const db = new Database(join(dev.dataDir, 'audit.db'), { readonly: true });
+  t.teardown(() => db.close());
+  t.equal((db.prepare('SELECT count(*) AS n FROM used_token_signatures').get() as { n: number }).n, 0, 'no replay-cache row for a forged token');
+  // Control: a genuine token is remembered (and refused the second time).
+  const genuine = await signToken(dev, body);
+  t.equal((await postUserCert(dev, body, [['authorization', `SSHCA-AWS4 ${genuine}`]])).status, 201);
+  t.equal((await postUserCert(dev, body, [['authorization', `SSHCA-AWS4 ${genuine}`]])).status, 401);
+  t.equal((db.prepare('SELECT count(*) AS n FROM used_token_signatures').get() as { n: number }).n, 1);
+  t.equal(await lastAnonymousRefusalCode(dev), 'AUTHN_REPLAY');
 });
