@@ -54,6 +54,12 @@ export interface AppDeps {
   readonly clock: Clock;
   /** Default DEFAULT_RATE_LIMITS. */
   readonly rateLimits?: RateLimits;
+  /**
+   * Addresses/CIDRs of the proxies (load balancer) in front: only their
+   * X-Forwarded-For is believed, taking the right-most untrusted address
+   * (rule 21). Empty: forwarded headers are ignored.
+   */
+  readonly trustedProxies?: readonly string[];
   /** How often anonymous refusals go on the chain as one summary record; default 60 s. */
   readonly refusalSummaryIntervalMs?: number;
   /** Present only in dev mode: enables /dev/sts. */

@@ -53,6 +53,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logger: deps.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
+    // Fastify's own proxy handling: request.ip (rate limits, {{sourceIp}},
+    // the audit record) is the right-most address not in the list.
+    trustProxy: deps.trustedProxies?.length ? [...deps.trustedProxies] : false,
     // Strict schemas: no coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   });

@@ -1,5 +1,6 @@
 // Reads and validates the server's configuration from argv and env. Called
 // once, by main.ts; everything else receives the frozen result.
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeyReferenceError, parseKeyReference, type KeyReference } from './ca/key-reference.js';
@@ -23,6 +24,8 @@ interface CommonConfig {
   readonly rateLimits: RateLimits;
   /** How often anonymous refusals are summarised onto the chain (SSHCA_REFUSAL_SUMMARY_SECONDS). */
   readonly refusalSummaryIntervalMs: number;
+  /** SSHCA_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed. */
+  readonly trustedProxies: readonly string[];
   /** `postgres://…`: the shared store; absent: SQLite. */
   readonly store?: string;
 }
@@ -71,8 +74,8 @@ export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-di
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
 SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
-SSHCA_ALLOW_FEDERATED_USERS; both modes: SSHCA_RATE_LIMIT_PER_MINUTE, SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE,
-SSHCA_REFUSAL_SUMMARY_SECONDS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
+SSHCA_ALLOW_FEDERATED_USERS; both modes: SSHCA_TRUSTED_PROXIES, SSHCA_RATE_LIMIT_PER_MINUTE,
+SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE, SSHCA_REFUSAL_SUMMARY_SECONDS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
 function port(value: string, name: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
@@ -93,8 +96,17 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 }
 
 /** Settings both modes share. */
-function commonSettings(env: NodeJS.ProcessEnv): Pick<CommonConfig, 'rateLimits' | 'refusalSummaryIntervalMs'> {
+function commonSettings(env: NodeJS.ProcessEnv): Pick<CommonConfig, 'rateLimits' | 'refusalSummaryIntervalMs' | 'trustedProxies'> {
+  const trustedProxies = list(env, 'SSHCA_TRUSTED_PROXIES');
+  for (const cidr of trustedProxies) {
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(cidr);
+    const family = m ? isIP(m[1]!) : 0;
+    if (!m || family === 0 || (m[2] !== undefined && Number(m[2]) > (family === 4 ? 32 : 128))) {
+      throw new ConfigError(`SSHCA_TRUSTED_PROXIES: ${JSON.stringify(cidr)} is not an IP address or CIDR`);
+    }
+  }
   return {
+    trustedProxies: Object.freeze(trustedProxies),
     rateLimits: Object.freeze({
       authenticatedPerMinute: integer(env, 'SSHCA_RATE_LIMIT_PER_MINUTE', DEFAULT_RATE_LIMITS.authenticatedPerMinute, 0, 1_000_000),
       publicPerMinute: integer(env, 'SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE', DEFAULT_RATE_LIMITS.publicPerMinute, 0, 1_000_000),

@@ -92,6 +92,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     checkpoints,
     clock,
     rateLimits: config.rateLimits,
+    trustedProxies: config.trustedProxies,
     refusalSummaryIntervalMs: config.refusalSummaryIntervalMs,
     ...(dev ? { devSts: dev.identity } : {}),
     logger,
