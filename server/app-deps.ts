@@ -4,6 +4,8 @@ import type { FastifyServerOptions } from 'fastify';
 import type { SshPublicKey } from '../protocol/ssh-public-key.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { RefusalAggregator } from './audit/refusal-aggregator.js';
+import type { CaLists } from './ca/ca-lists.js';
+import type { KrlCache } from './revocation/krl-cache.js';
 import type { CheckpointSigner } from './audit/checkpoint-signer.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import type { Signer } from './ca/signer.js';
@@ -67,7 +69,9 @@ export interface AppDeps {
   readonly logger?: FastifyServerOptions['logger'];
 }
 
-/** What routes that authenticate receive: the deps plus the app's own refusal counter. */
+/** What routes receive: the deps plus the app's own refusal counter and caches. */
 export interface RouteDeps extends AppDeps {
   readonly refusals: RefusalAggregator;
+  readonly caLists: CaLists;
+  readonly krl: KrlCache;
 }

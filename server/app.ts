@@ -5,12 +5,16 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DEFAULT_RATE_LIMITS, RATE_LIMIT_IPV6_PREFIX, type AppDeps, type RouteDeps } from './app-deps.js';
 import { RefusalAggregator } from './audit/refusal-aggregator.js';
+import { CaLists } from './ca/ca-lists.js';
+import { publishedCaKeys } from './ca/published-ca-keys.js';
+import { KrlCache } from './revocation/krl-cache.js';
 import { registerDevSts } from './dev/dev-sts.js';
 import { AuthnError, RequestError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN_MESSAGE } from './errors.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCaRoutes } from './routes/ca-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerRevocationRoutes } from './routes/revocation-routes.js';
+import { registerTrustStateRoute } from './routes/trust-state-route.js';
 import { registerUserCertificateRoute } from './routes/user-certificate-route.js';
 
 export type { AppDeps } from './app-deps.js';
@@ -63,7 +67,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   refusals.start(deps.refusalSummaryIntervalMs ?? DEFAULT_REFUSAL_SUMMARY_INTERVAL_MS);
   app.addHook('onClose', () => refusals.stop());
   app.decorate('flushRefusals', () => refusals.flush());
-  const routeDeps: RouteDeps = { ...deps, refusals };
+  const routeDeps: RouteDeps = {
+    ...deps,
+    refusals,
+    caLists: new CaLists(deps),
+    krl: new KrlCache({ audit: deps.audit, caKeys: () => publishedCaKeys(deps), clock: deps.clock }),
+  };
 
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
@@ -105,7 +114,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // Routes go in a child scope, registered after the limiter, so its route hook sees every one of them.
   void app.register(async (scope) => {
     registerHealthRoutes(scope, deps);
-    registerCaRoutes(scope, deps);
+    registerCaRoutes(scope, routeDeps);
+    registerTrustStateRoute(scope, routeDeps);
     registerUserCertificateRoute(scope, routeDeps);
     registerAuditRoutes(scope, routeDeps);
     registerRevocationRoutes(scope, routeDeps);

@@ -6,7 +6,6 @@ import type { RouteDeps } from '../app-deps.js';
 import { publishedCaKeys } from '../ca/published-ca-keys.js';
 import { RequestError, UnavailableError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
-import { KrlCache } from '../revocation/krl-cache.js';
 import { auditContext, authenticateRequest, recordRefusal, requireRole } from './request-identity.js';
 
 interface RevocationBody {
@@ -41,7 +40,7 @@ const withdrawalSchema = {
 type Target = { serial?: string; keyId?: string; publicKeyFingerprint?: string; caFingerprint?: string; validBefore?: number; revokedBy: 'serial' | 'keyId' | 'publicKey' };
 
 export function registerRevocationRoutes(app: FastifyInstance, deps: RouteDeps): void {
-  const krl = new KrlCache({ audit: deps.audit, caKeys: () => publishedCaKeys(deps), clock: deps.clock });
+  const krl = deps.krl;
 
   /** Authenticates an admin and runs `work`; any refusal goes on the record. */
   const asAdmin = async <T>(request: FastifyRequest, work: (identity: CallerIdentity) => Promise<T>): Promise<T> => {
