@@ -1,5 +1,6 @@
 // Installs what `npm test` and `npm run demo` need on a fresh Debian
-// machine: npm packages, and (as root, via apt-get) openssh-server. Plain
+// machine: npm packages, and (as root, via apt-get) openssh-server,
+// ssh-audit and postgresql. Plain
 // Node with no dependencies, because it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -49,6 +50,22 @@ if (!have('/usr/sbin/sshd') || !have('/usr/bin/ssh-keygen') || !have('/usr/bin/s
       process.exit(1);
     }
     log(`OpenSSH (sshd/ssh-keygen) is missing; tests and the demo that need it will say so. ${hint}`);
+  }
+}
+
+// ssh-audit: the instance bootstrap's sshd configuration is checked by an outside audit.
+if (purpose === 'test' && !have('/usr/bin/ssh-audit')) {
+  if (isRoot && have('/usr/bin/apt-get')) {
+    log('installing ssh-audit (apt-get)');
+    aptInstall(['ssh-audit']);
+  }
+  if (!have('/usr/bin/ssh-audit')) {
+    const hint = 'install it with: sudo apt-get install ssh-audit';
+    if (strict) {
+      log(`ssh-audit is missing and CI=true: the hardening audit test cannot be skipped; ${hint}`);
+      process.exit(1);
+    }
+    log(`ssh-audit is missing; the hardening audit test will be skipped. ${hint}`);
   }
 }
 

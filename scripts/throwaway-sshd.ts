@@ -1,13 +1,17 @@
 // A real OpenSSH sshd on a loopback port that trusts a given CA — used by
 // `npm run demo` and the login tests, so what "sshd accepts the certificate"
-// means is decided by OpenSSH itself.
+// means is decided by OpenSSH itself. Its security settings are the instance
+// bootstrap's own drop-in (`sshca-bootstrap --print-dropin`), not a copy.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
 export const SSHD = '/usr/sbin/sshd';
+
+/** infra/bootstrap/sshca-bootstrap, from scripts/ (tsx, tap) or dist/scripts/ (built). */
+export const BOOTSTRAP_SCRIPT = [join(import.meta.dirname, '..', 'infra', 'bootstrap', 'sshca-bootstrap'), join(import.meta.dirname, '..', '..', 'infra', 'bootstrap', 'sshca-bootstrap')].find((p) => existsSync(p)) ?? 'infra/bootstrap/sshca-bootstrap';
 
 export function openSshServerInstalled(): boolean {
   return existsSync(SSHD) && existsSync('/usr/bin/ssh') && existsSync('/usr/bin/ssh-keygen');
@@ -71,7 +75,13 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
 
 /**
  * Starts sshd in `dir` trusting `trustedCaKeys` (TrustedUserCAKeys content);
- * with `revokedKeys`, sshd reads that file (a KRL) at every login.
+ * with `revokedKeys`, sshd reads that file (a KRL) at every login. The
+ * configuration is the bootstrap's drop-in for an instance rooted at `dir`
+ * (00-sshca.conf: certificates only, LogLevel VERBOSE, the hardened
+ * defaults) plus what a loopback sshd needs. An account accepts
+ * certificates for its own name (sshd's rule without an allow map): the
+ * drop-in's principals directory stays empty and an AuthorizedPrincipalsCommand
+ * answers with the account name.
  */
 export async function startThrowawaySshd(dir: string, trustedCaKeys: string, options: { revokedKeys?: string } = {}): Promise<ThrowawaySshd> {
   mkdirSync(dir, { recursive: true });
@@ -79,27 +89,34 @@ export async function startThrowawaySshd(dir: string, trustedCaKeys: string, opt
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const hostKey = join(dir, 'host_ed25519');
   if (!existsSync(hostKey)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-  writeFileSync(join(dir, 'trusted_user_ca_keys'), trustedCaKeys);
+  const sshca = join(dir, 'etc', 'ssh', 'sshca');
+  const principalsDir = join(sshca, 'principals');
+  mkdirSync(principalsDir, { recursive: true });
+  writeFileSync(join(sshca, 'trusted_user_ca_keys'), trustedCaKeys);
+  const krl = join(sshca, 'revoked.krl');
+  rmSync(krl, { force: true });
+  // An unreadable RevokedKeys file blocks every login: an empty KRL when none is given.
+  if (options.revokedKeys) symlinkSync(options.revokedKeys, krl);
+  else execFileSync('ssh-keygen', ['-q', '-k', '-f', krl]);
+  const dropin = join(dir, 'etc', 'ssh', 'sshd_config.d', '00-sshca.conf');
+  mkdirSync(join(dropin, '..'), { recursive: true });
+  writeFileSync(dropin, execFileSync('sh', [BOOTSTRAP_SCRIPT, '--print-dropin', '--root', dir]));
   const port = await freePort();
   const config = join(dir, 'sshd_config');
   writeFileSync(
     config,
     [
+      // First: sshd keeps the first value it reads.
+      `Include ${dropin}`,
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
       `PidFile ${join(dir, 'sshd.pid')}`,
-      `TrustedUserCAKeys ${join(dir, 'trusted_user_ca_keys')}`,
-      // Certificates only: no authorized_keys, no passwords, no root.
-      'AuthorizedKeysFile none',
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin no',
       'UsePAM no',
       'StrictModes no',
-      'LogLevel VERBOSE',
-      ...(options.revokedKeys ? [`RevokedKeys ${options.revokedKeys}`] : []),
+      // sshd consults this when no principals file names the certificate's principal.
+      'AuthorizedPrincipalsCommand /bin/echo %u',
+      `AuthorizedPrincipalsCommandUser ${process.getuid?.() === 0 ? 'nobody' : userInfo().username}`,
       '',
     ].join('\n'),
   );

@@ -1,0 +1,171 @@
+// The bootstrap's refusals and its slow paths: URLs it will not talk to,
+// redirects, a configuration it cannot override (previous state kept byte
+// for byte), a first boot before the server is up, the allow map changed
+// after boot, and an outside audit (ssh-audit) of the sshd it configures.
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createConnection, createServer as createTcpServer } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { fingerprintOf, parsePublicKeyLine } from '../../protocol/ssh-public-key.js';
+import { ensureLoginAccount, freePort } from '../../scripts/throwaway-sshd.js';
+import { CertificateAuthority } from '../../server/ca/certificate-authority.js';
+import { DEFAULT_USER_EXTENSIONS, keyIdFor, randomSerial } from '../../server/ca/certificate-template.js';
+import { LocalSigner } from '../../server/ca/local-signer.js';
+import { devLoginEnv, runCli } from '../fixtures/cli.js';
+import { startDevServer } from '../fixtures/dev-server.js';
+import { bootstrap, effectiveConfig, prepareDistroRoot, prepareInstanceRoot, sshLogin, startInstanceSshd, startLoggingSshd } from '../fixtures/instance.js';
+import { needsOpenSsh } from '../fixtures/openssh.js';
+
+/** Every file under dir (recursively) with its bytes and mode. */
+function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        out.set(`${p}/`, String(statSync(p).mode));
+        walk(p);
+      } else out.set(p, `${statSync(p).mode} ${readFileSync(p).toString('base64')}`);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+async function pinOf(url: string): Promise<string> {
+  return fingerprintOf(parsePublicKeyLine((await (await fetch(`${url}/v1/ca/user.pub`)).text()).trim()).blob);
+}
+
+t.test('URL tricks and redirects are refused; nothing is written', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t);
+  const pin = await pinOf(dev.url);
+  const { root, etc } = await prepareInstanceRoot(t);
+  const before = snapshot(root);
+  const port = new URL(dev.url).port;
+  for (const server of [`http://127.0.0.1:1@127.0.0.1:${port}`, 'http://127.0.0.1:1@elsewhere', 'https://user@sshca.example.com', 'http://sshca.example.com',
+    `http://127.0.0.1.nip.io:${port}`, 'https://sshca.example.com/v1/', 'https://sshca.example.com/?x=1', 'https://sshca.example.com#frag', 'ftp://sshca.example.com',
+    'https://sshca.example.com.', 'https://sshca.example.com:', 'https://sshca.example.com:99999']) {
+    const r = await bootstrap(['--server', server, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', root]);
+    t.equal(r.code, 2, `${server} refused as usage (${r.stderr.trim().split('\n')[0]})`);
+  }
+  t.same(snapshot(root), before, 'nothing written');
+
+  // A server that redirects to the real one: never followed.
+  const redirector = createServer((req, res) => {
+    res.writeHead(302, { location: `${dev.url}${req.url ?? '/'}` });
+    res.end();
+  });
+  await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+  t.teardown(() => redirector.close());
+  const via = `http://127.0.0.1:${(redirector.address() as { port: number }).port}`;
+  const r = await bootstrap(['--server', via, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', root]);
+  t.equal(r.code, 1, 'a redirect is a refusal');
+  t.match(r.stderr, /answered with a redirect \(HTTP 302\); redirects are never followed/);
+  t.same(snapshot(root), before, 'nothing written');
+  t.notOk(existsSync(join(etc, 'sshca')));
+});
+
+t.test('a directive above the Include or a Match block: refused, previous state byte for byte', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t);
+  const pin = await pinOf(dev.url);
+  for (const [name, edit, where] of [
+    ['above the Include', (c: string) => `PasswordAuthentication yes\n${c}`, /sshd enforces passwordauthentication yes \(not no\): set at .*\/etc\/ssh\/sshd_config:1: passwordauthentication yes/],
+    ['a Match block', (c: string) => `${c}\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\n`, /a Match block changes passwordauthentication to yes at .*\/etc\/ssh\/sshd_config:\d+/],
+  ] as const) {
+    const instance = await prepareDistroRoot(t, 'debian-cloud-init');
+    writeFileSync(instance.sshdConfig, edit(readFileSync(instance.sshdConfig, 'utf8')));
+    const before = snapshot(instance.root);
+    const r = await bootstrap(['--server', dev.url, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', instance.root]);
+    t.equal(r.code, 1, name);
+    t.match(r.stderr, where, `${name}: names the file and line`);
+    t.match(r.stderr, /restored the previous state \(nothing changed\)/);
+    t.same(snapshot(instance.root), before, `${name}: every file under the root as it was`);
+  }
+});
+
+t.test('first boot with the server down, then up; the allow map changes on refresh', needsOpenSsh, async (t) => {
+  const user = ensureLoginAccount('sshcatest');
+  const dev = await startDevServer(t, { devUser: 'alice' });
+  const pin = await pinOf(dev.url);
+  const instance = await prepareInstanceRoot(t);
+  const { root, etc } = instance;
+  const port = await freePort(); // nothing listens here yet
+  const url = `http://127.0.0.1:${port}`;
+  const sshBefore = snapshot(etc);
+  const first = await bootstrap(['--server', url, '--ca-fingerprint', pin, '--allow', `${user}=alice`, '--root', root]);
+  t.equal(first.code, 3, 'exit 3: pending');
+  t.match(first.stderr, /cannot reach the sshca server/);
+  t.same(snapshot(etc), sshBefore, 'sshd is exactly as it was (nothing under etc/ssh changed)');
+  const settings = join(root, 'etc', 'sshca', 'bootstrap.conf');
+  t.match(readFileSync(settings, 'utf8'), new RegExp(`^ca-fingerprint=${pin.replace(/[+/]/g, '\\$&')}$`, 'm'), 'the pin is kept in the settings');
+  t.ok(existsSync(join(root, 'etc', 'systemd', 'system', 'sshca-refresh.timer')), 'and the timer is installed');
+  t.match(readFileSync(join(root, 'etc', 'systemd', 'system', 'sshca-refresh.service'), 'utf8'), /ExecStart=\/usr\/local\/sbin\/sshca-bootstrap --refresh --root /);
+  t.equal((await bootstrap(['--refresh', '--root', root])).code, 3, 'a refresh while still down: still pending');
+
+  // The server comes up at that address (a TCP relay to the dev server).
+  const devPort = Number(new URL(dev.url).port);
+  const relay = createTcpServer((s) => {
+    const up = createConnection({ host: '127.0.0.1', port: devPort });
+    s.pipe(up).pipe(s);
+    s.on('error', () => up.destroy());
+    up.on('error', () => s.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(port, '127.0.0.1', r));
+  t.teardown(() => relay.close());
+  const later = await bootstrap(['--refresh', '--root', root]);
+  t.equal(later.code, 0, later.stderr);
+  const eff = await effectiveConfig(join(etc, 'sshd_config'), user);
+  t.equal(eff.get('passwordauthentication'), 'no');
+  t.equal(eff.get('trustedusercakeys'), join(etc, 'sshca', 'trusted_user_ca_keys'), 'the timer run completed the bootstrap');
+
+  await startInstanceSshd(t, instance);
+  const home = t.testdir();
+  t.equal((await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev'], devLoginEnv(dev.dataDir, home))).code, 0);
+  const key = join(home, '.ssh', 'sshca', 'id_ed25519');
+  t.equal(await sshLogin(instance.port, user, key, `${key}-cert.pub`), 0, 'alice logs in');
+  const ca = new CertificateAuthority({ signer: LocalSigner.openOrCreate(join(dev.dataDir, 'ca', 'user-ed25519.pem'), 'ed25519') });
+  const serial = randomSerial();
+  const now = Math.floor(Date.now() / 1000);
+  const deploy = await ca.issue({ kind: 'user', publicKey: parsePublicKeyLine(readFileSync(`${key}.pub`, 'utf8')), serial, keyId: keyIdFor('deploy', serial), principals: ['deploy'], validAfter: now - 60, validBefore: now + 600, criticalOptions: {}, extensions: DEFAULT_USER_EXTENSIONS });
+  const deployCert = join(home, 'deploy-cert.pub');
+  writeFileSync(deployCert, `${deploy.line}\n`);
+  t.not(await sshLogin(instance.port, user, key, deployCert), 0, 'the deploy team principal is not allowed yet');
+
+  // Edit the allow map in the settings file: the next refresh applies it.
+  writeFileSync(settings, readFileSync(settings, 'utf8').replace(`allow=${user}=alice`, `allow=${user}=deploy`));
+  t.equal(readFileSync(join(etc, 'sshca', 'principals', user), 'utf8'), 'alice\n', 'nothing changes before the refresh');
+  const refreshed = await bootstrap(['--refresh', '--root', root]);
+  t.equal(refreshed.code, 0, refreshed.stderr);
+  t.equal(readFileSync(join(etc, 'sshca', 'principals', user), 'utf8'), 'deploy\n');
+  t.equal(await sshLogin(instance.port, user, key, deployCert), 0, 'deploy logs in after the refresh');
+  t.not(await sshLogin(instance.port, user, key, `${key}-cert.pub`), 0, 'alice no longer does');
+});
+
+const haveSshAudit = existsSync('/usr/bin/ssh-audit');
+t.test('ssh-audit reports no failures for the generated configuration', {
+  skip: needsOpenSsh.skip || (process.env.CI !== 'true' && !haveSshAudit ? 'ssh-audit not installed (apt-get install ssh-audit)' : false),
+}, async (t) => {
+  t.ok(haveSshAudit, 'ssh-audit is installed (npm test installs it with apt-get)');
+  const dev = await startDevServer(t);
+  const instance = await prepareDistroRoot(t, 'debian-cloud-init');
+  const audit = () => new Promise<{ code: number; out: string }>((resolve) => {
+    execFile('ssh-audit', ['-n', '-p', String(instance.port), '127.0.0.1'], (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, out: stdout }));
+  });
+  // Control: the stock configuration fails the audit (ssh-audit exits 3 on a failure).
+  let stop = await startLoggingSshd(t, instance);
+  const stock = await audit();
+  t.equal(stock.code, 3, 'the stock configuration has failures');
+  t.match(stock.out, /\[fail\]/);
+  await stop();
+
+  const r = await bootstrap(['--server', dev.url, '--ca-fingerprint', await pinOf(dev.url), '--allow', 'nobody=alice', '--root', instance.root]);
+  t.equal(r.code, 0, r.stderr);
+  stop = await startLoggingSshd(t, instance);
+  const hardened = await audit();
+  t.not(hardened.code, 3, 'no failure level');
+  t.ok([0, 2].includes(hardened.code), `ssh-audit exit ${hardened.code} (0 good, 2 warnings only)`);
+  t.notMatch(hardened.out, /\[fail\]/, hardened.out);
+  await stop();
+});

@@ -1,0 +1,127 @@
+// Rule 19 / issue 11: what an instance trusts only moves forward. A relay
+// that replays older but genuine answers of the real server — the KRL from
+// before a revocation, the CA list from before a rotation — changes nothing
+// on the instance, and the refresh says so with a non-zero exit.
+import { createServer } from 'node:http';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { fingerprintOf } from '../../protocol/ssh-public-key.js';
+import { CheckpointSigner } from '../../server/audit/checkpoint-signer.js';
+import { SqliteAuditLog } from '../../server/audit/sqlite-audit-log.js';
+import { LocalSigner } from '../../server/ca/local-signer.js';
+import { KRL_RECHECK_MS } from '../../server/revocation/krl-cache.js';
+import { ShiftableClock } from '../fixtures/dev-server.js';
+import { bootstrap, prepareInstanceRoot } from '../fixtures/instance.js';
+import { needsOpenSsh } from '../fixtures/openssh.js';
+import { startHarness } from '../fixtures/sts-verifier-harness.js';
+import { startTestApp } from '../fixtures/test-app.js';
+
+type Snapshot = Map<string, { status: number; type: string; body: Buffer }>;
+
+/** Forwards to `target` and remembers every answer; or, once given a snapshot, serves only that. */
+async function startRelay(t: Test): Promise<{ url: string; target: string; recorded: Snapshot; replay?: Snapshot }> {
+  const relay: { url: string; target: string; recorded: Snapshot; replay?: Snapshot } = { url: '', target: '', recorded: new Map() };
+  const server = createServer((req, res) => {
+    void (async () => {
+      const path = req.url ?? '/';
+      let answer = relay.replay?.get(path);
+      if (!relay.replay) {
+        const upstream = await fetch(`${relay.target}${path}`);
+        answer = { status: upstream.status, type: upstream.headers.get('content-type') ?? 'application/octet-stream', body: Buffer.from(await upstream.arrayBuffer()) };
+        relay.recorded.set(path, answer);
+      }
+      if (!answer) return void res.writeHead(404).end();
+      res.writeHead(answer.status, { 'content-type': answer.type }).end(answer.body);
+    })();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  relay.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return relay;
+}
+
+/** Every file under the instance's etc/ssh, with its bytes. */
+function snapshotFiles(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[p] = readFileSync(p).toString('base64');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, async (t) => {
+  const dir = t.testdir();
+  const harness = await startHarness(t);
+  const oldKey = LocalSigner.openOrCreate(join(dir, 'old.pem'), 'ed25519');
+  const nextKey = LocalSigner.openOrCreate(join(dir, 'next.pem'), 'ed25519');
+  const audit = new SqliteAuditLog(join(dir, 'audit.db'), CheckpointSigner.openOrCreate(join(dir, 'cp.pem')));
+  t.teardown(() => audit.close());
+  const clock = new ShiftableClock();
+  const serve = async (app: Awaited<ReturnType<typeof startTestApp>>['app']) => {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  };
+  const relay = await startRelay(t);
+
+  // Before the rotation: only the old key. The instance installs through the relay, which records.
+  const before = await startTestApp(t, harness, oldKey, { audit, clock });
+  relay.target = await serve(before.app);
+  const instance = await prepareInstanceRoot(t);
+  const installed = await bootstrap(['--server', relay.url, '--ca-fingerprint', fingerprintOf(oldKey.publicKey().blob), '--allow', 'ops=ops', '--root', instance.root]);
+  t.equal(installed.code, 0, installed.stderr);
+  const beforeRotation: Snapshot = new Map(relay.recorded);
+
+  // The next key is published ten minutes later; the instance follows.
+  clock.offsetMs += 10 * 60_000;
+  const rotating = await startTestApp(t, harness, oldKey, { audit, clock, userCaNext: nextKey.publicKey() });
+  relay.target = await serve(rotating.app);
+  t.equal((await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root])).code, 0);
+  const trusted = () => readFileSync(join(instance.etc, 'sshca', 'trusted_user_ca_keys'), 'utf8');
+  t.equal(trusted().trim().split('\n').length, 2, 'the instance trusts the next key too');
+  const beforeRevocation: Snapshot = new Map(relay.recorded);
+
+  // A revocation; the instance takes the new KRL.
+  await audit.recordRevocation({ requestId: 'r', at: clock.now(), publicKeyFingerprint: `SHA256:${Buffer.alloc(32, 9).toString('base64').replace(/=+$/, '')}`, revokedBy: 'publicKey', reason: 'leaked', callerArn: 'arn:aws:iam::111111111111:user/admin', accountId: '111111111111', sourceIp: '127.0.0.1' });
+  clock.offsetMs += KRL_RECHECK_MS;
+  t.equal((await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root])).code, 0);
+  const current = snapshotFiles(instance.etc);
+
+  // The relay now replays the answers from before the revocation: refused, nothing changes.
+  relay.replay = beforeRevocation;
+  const krlRollback = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
+  t.not(krlRollback.code, 0, 'an older KRL is refused');
+  t.match(krlRollback.stderr, /\[STATE_ROLLBACK\]/, "the refusal names its code");
+  t.same(snapshotFiles(instance.etc), current, 'every file as it was');
+
+  // And the answers from before the rotation: refused, the instance keeps trusting the next key.
+  relay.replay = beforeRotation;
+  const listRollback = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
+  t.not(listRollback.code, 0, 'an older CA list is refused');
+  t.same(snapshotFiles(instance.etc), current, 'every file as it was');
+  t.equal(trusted().trim().split('\n').length, 2);
+
+  // Today's statement with yesterday's KRL: the KRL does not match what the server signed.
+  const live: Snapshot = new Map(relay.recorded);
+  relay.replay = new Map([...live, ['/v1/krl', beforeRevocation.get('/v1/krl')!]]);
+  const swapped = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
+  t.not(swapped.code, 0, 'a KRL other than the stated one is refused');
+  t.match(swapped.stderr, /\[STATE_MISMATCH\]/);
+  t.same(snapshotFiles(instance.etc), current);
+  // A statement edited to claim a newer KRL version no longer verifies.
+  const state = live.get('/v1/trust-state')!;
+  relay.replay = new Map([...live, ['/v1/trust-state', { ...state, body: Buffer.from(state.body.toString().replace(/^krl-version (\d+)$/m, (_, v: string) => `krl-version ${Number(v) + 100}`)) }]]);
+  const forged = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
+  t.not(forged.code, 0, 'an edited statement is refused');
+  t.match(forged.stderr, /\[STATE_UNSIGNED\]/);
+  t.same(snapshotFiles(instance.etc), current);
+
+  // Control: the live server is still accepted.
+  delete relay.replay;
+  t.equal((await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root])).code, 0, 'the current state is accepted');
+});
