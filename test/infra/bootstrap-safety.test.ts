@@ -3,7 +3,7 @@
 // for byte), a first boot before the server is up, the allow map changed
 // after boot, and an outside audit (ssh-audit) of the sshd it configures.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createConnection, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
@@ -67,12 +67,18 @@ t.test('URL tricks and redirects are refused; nothing is written', needsOpenSsh,
   t.notOk(existsSync(join(etc, 'sshca')));
 });
 
-t.test('a directive above the Include or a Match block: refused, previous state byte for byte', needsOpenSsh, async (t) => {
+t.test('a directive above the Include, a Match block, quoting sshd reads differently, a principals command: refused, previous state byte for byte', needsOpenSsh, async (t) => {
   const dev = await startDevServer(t);
   const pin = await pinOf(dev.url);
   for (const [name, edit, where] of [
     ['above the Include', (c: string) => `PasswordAuthentication yes\n${c}`, /sshd enforces passwordauthentication yes \(not no\): set at .*\/etc\/ssh\/sshd_config:1: passwordauthentication yes/],
     ['a Match block', (c: string) => `${c}\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\n`, /a Match block changes passwordauthentication to yes at .*\/etc\/ssh\/sshd_config:\d+/],
+    // sshd reads quoted keywords and quoted Include paths too; the bootstrap cannot follow them the same way, so it fails closed.
+    ['a quoted Match', (c: string) => `${c}\n"Match" Address 10.0.0.0/8\n  PasswordAuthentication yes\n`, /cannot read .*\/etc\/ssh\/sshd_config:\d+ the way sshd does/],
+    ['a quoted keyword in a Match block', (c: string) => `${c}\nMatch Address 10.0.0.0/8\n  "PermitRootLogin" yes\n`, /cannot read .*\/etc\/ssh\/sshd_config:\d+ the way sshd does/],
+    ['a quoted Include', (c: string) => `${c}\nInclude "/nonexistent dir/*.conf"\n`, /cannot read .*\/etc\/ssh\/sshd_config:\d+ the way sshd does/],
+    // A principals command is checked as well as the principals file: any certificate could log in as anyone.
+    ['an AuthorizedPrincipalsCommand', (c: string) => `AuthorizedPrincipalsCommand /bin/echo ops\nAuthorizedPrincipalsCommandUser nobody\n${c}`, /sshd enforces authorizedprincipalscommand \/bin\/echo ops \(not none\): set at .*\/etc\/ssh\/sshd_config:1/],
   ] as const) {
     const instance = await prepareDistroRoot(t, 'debian-cloud-init');
     writeFileSync(instance.sshdConfig, edit(readFileSync(instance.sshdConfig, 'utf8')));
@@ -168,4 +174,27 @@ t.test('ssh-audit reports no failures for the generated configuration', {
   t.ok([0, 2].includes(hardened.code), `ssh-audit exit ${hardened.code} (0 good, 2 warnings only)`);
   t.notMatch(hardened.out, /\[fail\]/, hardened.out);
   await stop();
+});
+
+t.test("options on sshd's command line that touch a promise are refused; an account named . or .. is a usage error", needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t);
+  const pin = await pinOf(dev.url);
+  const instance = await prepareDistroRoot(t, 'debian-cloud-init');
+  mkdirSync(join(instance.root, 'etc', 'default'), { recursive: true });
+  // Debian's ssh.service runs `sshd -D $SSHD_OPTS`: sshd -T -f never sees these.
+  writeFileSync(join(instance.root, 'etc', 'default', 'ssh'), '# Default settings for openssh-server.\nSSHD_OPTS="-o PasswordAuthentication=yes"\n');
+  const before = snapshot(instance.root);
+  const r = await bootstrap(['--server', dev.url, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', instance.root]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /etc\/default\/ssh:2 starts sshd with -o passwordauthentication/);
+  t.same(snapshot(instance.root), before, 'every file as it was');
+  // EC2 Instance Connect's unit drop-in passes an AuthorizedKeysCommand: reported, not refused.
+  writeFileSync(join(instance.root, 'etc', 'default', 'ssh'), 'SSHD_OPTS=\n');
+  mkdirSync(join(instance.root, 'etc', 'systemd', 'system', 'ssh.service.d'), { recursive: true });
+  writeFileSync(join(instance.root, 'etc', 'systemd', 'system', 'ssh.service.d', 'ec2-instance-connect.conf'), '[Service]\nExecStart=\nExecStart=/usr/sbin/sshd -D -o "AuthorizedKeysCommand /opt/aws/bin/eic_run_authorized_keys %%u %%f" -o "AuthorizedKeysCommandUser ec2-instance-connect" $SSHD_OPTS\n');
+  const eic = await bootstrap(['--server', dev.url, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', instance.root]);
+  t.equal(eic.code, 0, eic.stderr);
+  t.match(eic.stderr, /ec2-instance-connect\.conf starts sshd with an AuthorizedKeysCommand/);
+  const bad = await bootstrap(['--server', dev.url, '--ca-fingerprint', pin, '--allow', '..=alice', '--root', instance.root]);
+  t.equal(bad.code, 2);
 });

@@ -62,7 +62,9 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
   const nextKey = LocalSigner.openOrCreate(join(dir, 'next.pem'), 'ed25519');
   const audit = new SqliteAuditLog(join(dir, 'audit.db'), CheckpointSigner.openOrCreate(join(dir, 'cp.pem')));
   t.teardown(() => audit.close());
+  // The server's clock starts 12 minutes back, so the story's statements are all recent by the instance's clock.
   const clock = new ShiftableClock();
+  clock.offsetMs = -12 * 60_000;
   const serve = async (app: Awaited<ReturnType<typeof startTestApp>>['app']) => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
@@ -124,4 +126,42 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
   // Control: the live server is still accepted.
   delete relay.replay;
   t.equal((await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root])).code, 0, 'the current state is accepted');
+
+  // A statement from the instance's future (a key holder, or a runaway replica clock) would freeze it: refused.
+  const future = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root], { nowMs: Date.now() - 3600_000 });
+  t.match(future.stderr, /\[STATE_FUTURE\]/);
+  // A relay that keeps replaying the last statement hides later revocations: once stale, refused.
+  const stale = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root], { nowMs: Date.now() + 3600_000 });
+  t.not(stale.code, 0);
+  t.match(stale.stderr, /\[STATE_STALE\]/);
+  t.same(snapshotFiles(instance.etc), current, 'neither changed anything');
+});
+
+t.test('a statement a little older than the newest accepted may confirm, never change, what is installed', needsOpenSsh, async (t) => {
+  const dir = t.testdir();
+  const harness = await startHarness(t);
+  const key = LocalSigner.openOrCreate(join(dir, 'ca.pem'), 'ed25519');
+  const next = LocalSigner.openOrCreate(join(dir, 'next.pem'), 'ed25519');
+  const audit = new SqliteAuditLog(join(dir, 'audit.db'), CheckpointSigner.openOrCreate(join(dir, 'cp.pem')));
+  t.teardown(() => audit.close());
+  const fast = new ShiftableClock();
+  const lagging = new ShiftableClock();
+  lagging.offsetMs = -90_000; // within the 2-minute skew allowance
+  const serve = async (app: Awaited<ReturnType<typeof startTestApp>>['app']) => {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  };
+  const current = await serve((await startTestApp(t, harness, key, { audit, clock: fast })).app);
+  const instance = await prepareInstanceRoot(t);
+  t.equal((await bootstrap(['--server', current, '--ca-fingerprint', fingerprintOf(key.publicKey().blob), '--allow', 'ops=ops', '--root', instance.root])).code, 0);
+  // A lagging replica that states the same lists: accepted, nothing changes.
+  const sameLists = await serve((await startTestApp(t, harness, key, { audit, clock: lagging })).app);
+  t.equal((await bootstrap(['--refresh', '--server', sameLists, '--root', instance.root])).code, 0, 'a slightly older statement of the same state is fine');
+  // One whose (older) statement would change the CA list: refused.
+  const before = snapshotFiles(instance.etc);
+  const otherList = await serve((await startTestApp(t, harness, key, { audit, clock: lagging, userCaNext: next.publicKey() })).app);
+  const r = await bootstrap(['--refresh', '--server', otherList, '--root', instance.root]);
+  t.not(r.code, 0);
+  t.match(r.stderr, /\[STATE_ROLLBACK\]/);
+  t.same(snapshotFiles(instance.etc), before);
 });
