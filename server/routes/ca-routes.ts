@@ -7,12 +7,9 @@ import { CA_LIST_NAMESPACE, signSshsig } from '../ca/sshsig.js';
 import { RequestError } from '../errors.js';
 
 export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'userSigner' | 'hostSigner' | 'audience' | 'endpoints'> & { readonly caLists: CaLists }): void {
-  const userCaLines = () => deps.caLists.keys('user');
-  const hostCaLines = () => deps.caLists.keys('host');
-
   app.get('/v1/ca', { config: { access: 'public' } }, async () => ({
-    userCaKeys: await userCaLines(),
-    hostCaKeys: await hostCaLines(),
+    userCaKeys: await deps.caLists.keys('user'),
+    hostCaKeys: await deps.caLists.keys('host'),
     audience: deps.audience(),
     stsEndpoints: deps.endpoints.list().map((e) => e.url),
   }));
@@ -24,9 +21,8 @@ export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'user
     ['/v1/ca/host.pub', 'host', () => deps.hostSigner],
   ] as const;
   for (const [path, kind, signer] of lists) {
-    const body = () => deps.caLists.text(kind);
     app.get(path, { config: { access: 'public' } }, async (request, reply) => {
-      const text = await body();
+      const text = await deps.caLists.text(kind);
       const etag = `"${createHash('sha256').update(text).digest('base64url')}"`;
       void reply.header('etag', etag).header('cache-control', 'no-cache');
       if (request.headers['if-none-match'] === etag) return reply.code(304).send();
@@ -35,7 +31,7 @@ export function registerCaRoutes(app: FastifyInstance, deps: Pick<AppDeps, 'user
     // The list signed by the CA key that signs now, which instances trusted before this list existed.
     app.get(`${path}.sig`, { config: { access: 'public' } }, async (_request, reply) => {
       const s = signer();
-      const text = await body();
+      const text = await deps.caLists.text(kind);
       if (!s || text === '') throw new RequestError('REQUEST_NOT_FOUND', 'no such CA list', { status: 404 });
       const key = `${path}\n${text}`;
       let sig = signatures.get(key);

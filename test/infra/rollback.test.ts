@@ -15,7 +15,7 @@ import { ShiftableClock } from '../fixtures/dev-server.js';
 import { bootstrap, prepareInstanceRoot } from '../fixtures/instance.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 import { startHarness } from '../fixtures/sts-verifier-harness.js';
-import { startTestApp } from '../fixtures/test-app.js';
+import { listenOnLoopback, startTestApp } from '../fixtures/test-app.js';
 
 type Snapshot = Map<string, { status: number; type: string; body: Buffer }>;
 
@@ -55,25 +55,27 @@ function snapshotFiles(dir: string): Record<string, string> {
   return out;
 }
 
-t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, async (t) => {
+/** What both stories share: the STS fixture, one audit store for every server, CA keys by name. */
+async function caSetup(t: Test) {
   const dir = t.testdir();
   const harness = await startHarness(t);
-  const oldKey = LocalSigner.openOrCreate(join(dir, 'old.pem'), 'ed25519');
-  const nextKey = LocalSigner.openOrCreate(join(dir, 'next.pem'), 'ed25519');
   const audit = new SqliteAuditLog(join(dir, 'audit.db'), CheckpointSigner.openOrCreate(join(dir, 'cp.pem')));
   t.teardown(() => audit.close());
+  return { harness, audit, key: (name: string) => LocalSigner.openOrCreate(join(dir, `${name}.pem`), 'ed25519') };
+}
+
+t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, async (t) => {
+  const { harness, audit, key } = await caSetup(t);
+  const oldKey = key('old');
+  const nextKey = key('next');
   // The server's clock starts 12 minutes back, so the story's statements are all recent by the instance's clock.
   const clock = new ShiftableClock();
   clock.offsetMs = -12 * 60_000;
-  const serve = async (app: Awaited<ReturnType<typeof startTestApp>>['app']) => {
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  };
   const relay = await startRelay(t);
 
   // Before the rotation: only the old key. The instance installs through the relay, which records.
   const before = await startTestApp(t, harness, oldKey, { audit, clock });
-  relay.target = await serve(before.app);
+  relay.target = await listenOnLoopback(before.app);
   const instance = await prepareInstanceRoot(t);
   const installed = await bootstrap(['--server', relay.url, '--ca-fingerprint', fingerprintOf(oldKey.publicKey().blob), '--allow', 'ops=ops', '--root', instance.root]);
   t.equal(installed.code, 0, installed.stderr);
@@ -82,7 +84,7 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
   // The next key is published ten minutes later; the instance follows.
   clock.offsetMs += 10 * 60_000;
   const rotating = await startTestApp(t, harness, oldKey, { audit, clock, userCaNext: nextKey.publicKey() });
-  relay.target = await serve(rotating.app);
+  relay.target = await listenOnLoopback(rotating.app);
   t.equal((await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root])).code, 0);
   const trusted = () => readFileSync(join(instance.etc, 'sshca', 'trusted_user_ca_keys'), 'utf8');
   t.equal(trusted().trim().split('\n').length, 2, 'the instance trusts the next key too');
@@ -138,28 +140,22 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
 });
 
 t.test('a statement a little older than the newest accepted may confirm, never change, what is installed', needsOpenSsh, async (t) => {
-  const dir = t.testdir();
-  const harness = await startHarness(t);
-  const key = LocalSigner.openOrCreate(join(dir, 'ca.pem'), 'ed25519');
-  const next = LocalSigner.openOrCreate(join(dir, 'next.pem'), 'ed25519');
-  const audit = new SqliteAuditLog(join(dir, 'audit.db'), CheckpointSigner.openOrCreate(join(dir, 'cp.pem')));
-  t.teardown(() => audit.close());
+  const setup = await caSetup(t);
+  const { harness, audit } = setup;
+  const key = setup.key('ca');
+  const next = setup.key('next');
   const fast = new ShiftableClock();
   const lagging = new ShiftableClock();
-  lagging.offsetMs = -90_000; // within the 2-minute skew allowance
-  const serve = async (app: Awaited<ReturnType<typeof startTestApp>>['app']) => {
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  };
-  const current = await serve((await startTestApp(t, harness, key, { audit, clock: fast })).app);
+  lagging.offsetMs = -90_000; // its statements are always at least a minute older than the fast one's
+  const current = await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: fast })).app);
   const instance = await prepareInstanceRoot(t);
   t.equal((await bootstrap(['--server', current, '--ca-fingerprint', fingerprintOf(key.publicKey().blob), '--allow', 'ops=ops', '--root', instance.root])).code, 0);
   // A lagging replica that states the same lists: accepted, nothing changes.
-  const sameLists = await serve((await startTestApp(t, harness, key, { audit, clock: lagging })).app);
+  const sameLists = await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: lagging })).app);
   t.equal((await bootstrap(['--refresh', '--server', sameLists, '--root', instance.root])).code, 0, 'a slightly older statement of the same state is fine');
   // One whose (older) statement would change the CA list: refused.
   const before = snapshotFiles(instance.etc);
-  const otherList = await serve((await startTestApp(t, harness, key, { audit, clock: lagging, userCaNext: next.publicKey() })).app);
+  const otherList = await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: lagging, userCaNext: next.publicKey() })).app);
   const r = await bootstrap(['--refresh', '--server', otherList, '--root', instance.root]);
   t.not(r.code, 0);
   t.match(r.stderr, /\[STATE_ROLLBACK\]/);

@@ -15,7 +15,7 @@ import { ShiftableClock } from '../fixtures/dev-server.js';
 import { bootstrap, prepareInstanceRoot, sshLogin, startInstanceSshd } from '../fixtures/instance.js';
 import { generateUserKey, needsOpenSsh } from '../fixtures/openssh.js';
 import { startHarness } from '../fixtures/sts-verifier-harness.js';
-import { startTestApp } from '../fixtures/test-app.js';
+import { listenOnLoopback, startTestApp } from '../fixtures/test-app.js';
 
 t.test('rotation: next published, promoted, old retired then dropped', needsOpenSsh, async (t) => {
   const account = ensureLoginAccount('sshcatest');
@@ -32,14 +32,10 @@ t.test('rotation: next published, promoted, old retired then dropped', needsOpen
     writeFileSync(path, `${line}\n`);
     return path;
   };
-  const listen = async (app: Awaited<ReturnType<typeof startTestApp>>['app']) => {
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  };
 
   // Phase 1: old key signs, new key published as "next".
   const phase1 = await startTestApp(t, harness, oldKey, { audit, userCaNext: newKey.publicKey(), clock });
-  const url1 = await listen(phase1.app);
+  const url1 = await listenOnLoopback(phase1.app);
   const instance = await prepareInstanceRoot(t);
   const principal = 'alice'; // the fixture's IAM user
   const installed = await bootstrap(['--server', url1, '--ca-fingerprint', fingerprintOf(oldKey.publicKey().blob), '--allow', `${account}=${principal}`, '--root', instance.root]);
@@ -53,7 +49,7 @@ t.test('rotation: next published, promoted, old retired then dropped', needsOpen
 
   // Phase 2: promote; the old key is retired (still published: its certificates are valid).
   const phase2 = await startTestApp(t, harness, newKey, { audit, userCaRetired: [oldKey.publicKey()], clock });
-  const url2 = await listen(phase2.app);
+  const url2 = await listenOnLoopback(phase2.app);
   const refreshed = await bootstrap(['--refresh', '--server', url2, '--root', instance.root]);
   t.equal(refreshed.code, 0, `the list signed by the new key is accepted: it was trusted as "next" (${refreshed.stderr})`);
   const fromNew = certFile('from-new', await issue(phase2));

@@ -1,15 +1,14 @@
 // GET /v1/trust-state (rule 19): one statement names the CA lists and the
 // KRL by hash with versions that only move forward, signed (SSHSIG) by the
 // active user CA key, checked here by ssh-keygen itself.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { CheckpointSigner } from '../../server/audit/checkpoint-signer.js';
 import { SqliteAuditLog } from '../../server/audit/sqlite-audit-log.js';
 import { KRL_RECHECK_MS } from '../../server/revocation/krl-cache.js';
 import { ShiftableClock, startDevServer, type DevServer } from '../fixtures/dev-server.js';
+import { needsOpenSsh, sshsigVerifies } from '../fixtures/openssh.js';
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -22,18 +21,12 @@ async function state(dev: DevServer): Promise<{ text: string; signature: string;
 }
 
 /** ssh-keygen -Y verify with the served user CA list as the allowed signers. */
-function verifies(dir: string, dev: DevServer, caList: string, text: string, signature: string, namespace = 'sshca-trust-state'): boolean {
-  writeFileSync(join(dir, 'allowed'), caList.trim().split('\n').map((l) => `sshca namespaces="${namespace}" ${l.split(' ').slice(0, 2).join(' ')}`).join('\n') + '\n');
-  writeFileSync(join(dir, 'sig'), signature);
-  try {
-    execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed'), '-I', 'sshca', '-n', namespace, '-s', join(dir, 'sig')], { input: text, stdio: ['pipe', 'pipe', 'pipe'] });
-    return true;
-  } catch {
-    return false;
-  }
+function verifies(dir: string, caList: string, text: string, signature: string, namespace = 'sshca-trust-state'): boolean {
+  const allowed = caList.trim().split('\n').map((l) => `sshca namespaces="${namespace}" ${l.split(' ').slice(0, 2).join(' ')}`).join('\n') + '\n';
+  return sshsigVerifies(dir, allowed, text, signature, namespace);
 }
 
-t.test('the statement names the lists by hash, is signed by the CA, and its versions move forward', async (t) => {
+t.test('the statement names the lists by hash, is signed by the CA, and its versions move forward', needsOpenSsh, async (t) => {
   const clock = new ShiftableClock();
   const dev = await startDevServer(t, { clock });
   const dir = t.testdir();
@@ -46,12 +39,12 @@ t.test('the statement names the lists by hash, is signed by the CA, and its vers
   t.equal(first.fields['krl-sha256'], sha256(krl), 'the KRL, by hash');
   t.equal(first.fields['krl-version'], '0');
   t.equal(Number(first.fields['issued-at']) % 60, 0, 'issued-at in whole minutes');
-  t.ok(verifies(dir, dev, caList, first.text, first.signature), 'ssh-keygen -Y verify accepts it');
-  t.notOk(verifies(dir, dev, caList, first.text.replace('krl-version 0', 'krl-version 9'), first.signature), 'an edited statement does not verify');
+  t.ok(verifies(dir, caList, first.text, first.signature), 'ssh-keygen -Y verify accepts it');
+  t.notOk(verifies(dir, caList, first.text.replace('krl-version 0', 'krl-version 9'), first.signature), 'an edited statement does not verify');
   // Namespaces keep the two kinds of signature apart.
   const listSig = await (await fetch(`${dev.url}/v1/ca/user.pub.sig`)).text();
-  t.notOk(verifies(dir, dev, caList, first.text, listSig), 'a CA-list signature is no trust-state signature');
-  t.notOk(verifies(dir, dev, caList, caList, first.signature, 'sshca-ca-list'), 'and the other way round');
+  t.notOk(verifies(dir, caList, first.text, listSig), 'a CA-list signature is no trust-state signature');
+  t.notOk(verifies(dir, caList, caList, first.signature, 'sshca-ca-list'), 'and the other way round');
 
   const again = await state(dev);
   t.equal(again.signature, first.signature, 'the same minute, the same state: the signature is reused, not made again');
@@ -66,5 +59,5 @@ t.test('the statement names the lists by hash, is signed by the CA, and its vers
   t.ok(Number(later.fields['issued-at']) > Number(first.fields['issued-at']), 'issued-at rose');
   t.equal(later.fields['krl-sha256'], sha256(Buffer.from(await (await fetch(`${dev.url}/v1/krl`)).arrayBuffer())), 'the new KRL, by hash');
   t.equal(later.fields['user-ca-sha256'], first.fields['user-ca-sha256'], 'the CA list did not change');
-  t.ok(verifies(dir, dev, caList, later.text, later.signature));
+  t.ok(verifies(dir, caList, later.text, later.signature));
 });

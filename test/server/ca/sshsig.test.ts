@@ -1,25 +1,15 @@
 // CA lists signed so that `ssh-keygen -Y verify` (what instances run) accepts
 // them from a trusted key and refuses them from any other.
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { toOpenSshLine } from '../../../protocol/ssh-public-key.js';
 import { CA_KEY_TYPES, LocalSigner } from '../../../server/ca/local-signer.js';
 import { CA_LIST_NAMESPACE, signSshsig } from '../../../server/ca/sshsig.js';
 import { startDevServer } from '../../fixtures/dev-server.js';
-import { needsOpenSsh } from '../../fixtures/openssh.js';
+import { needsOpenSsh, sshsigVerifies } from '../../fixtures/openssh.js';
 
 function verify(dir: string, allowed: string, message: string, signature: string, namespace = CA_LIST_NAMESPACE): boolean {
-  writeFileSync(join(dir, 'allowed'), allowed);
-  writeFileSync(join(dir, 'msg'), message);
-  writeFileSync(join(dir, 'msg.sig'), signature);
-  try {
-    execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed'), '-I', 'sshca', '-n', namespace, '-s', join(dir, 'msg.sig')], { input: message, stdio: ['pipe', 'pipe', 'pipe'] });
-    return true;
-  } catch {
-    return false;
-  }
+  return sshsigVerifies(dir, allowed, message, signature, namespace);
 }
 
 t.test('every CA key type signs lists ssh-keygen -Y verify accepts', needsOpenSsh, async (t) => {
