@@ -11,6 +11,8 @@ export interface BuiltKrl {
   readonly bytes: Buffer;
   readonly version: bigint;
   readonly etag: string;
+  /** Hex SHA-256 of `bytes`, computed once (the trust state names the KRL by it). */
+  readonly sha256: string;
   /** The newest revocation or withdrawal it reflects (0: none). */
   readonly newestSeq: number;
   /** When (epoch seconds) an entry leaves it, so it must be built again; undefined: never. */
@@ -92,5 +94,6 @@ export function buildKrl(records: readonly ChainedRecord[], caKeys: PublishedCaK
     certificates: [...perCa.values()].sort((a, b) => Buffer.compare(a.caKey, b.caKey)),
     sha256Fingerprints: fingerprints,
   });
-  return { bytes, version, etag: `"${createHash('sha256').update(bytes).digest('base64url')}"`, newestSeq, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
+  const digest = createHash('sha256').update(bytes).digest();
+  return { bytes, version, etag: `"${digest.toString('base64url')}"`, sha256: digest.toString('hex'), newestSeq, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
 }

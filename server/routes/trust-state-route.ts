@@ -48,7 +48,8 @@ export function registerTrustStateRoute(app: FastifyInstance, deps: RouteDeps): 
         userCaSha256: sha256(userCa),
         hostCaSha256: sha256(hostCa),
         krlVersion: krl.version,
-        krlSha256: sha256(krl.bytes),
+        // Hashed once per KRL build, not per request (rule 16).
+        krlSha256: krl.sha256,
       });
     } catch (cause) {
       throw new UnavailableError('UNAVAILABLE_STORE', 'the trust state cannot be built now', { cause, retryAfterSeconds: 30 });
