@@ -155,6 +155,16 @@ t.test('a statement a little older than the newest accepted may confirm, never c
   // A lagging replica that states the same lists: accepted, nothing changes.
   const sameLists = await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: lagging })).app);
   t.equal((await bootstrap(['--refresh', '--server', sameLists, '--root', instance.root])).code, 0, 'a slightly older statement of the same state is fine');
+  // A newer statement of the same lists (every refresh in a new minute) moves the floor without being a change.
+  const floorFile = join(instance.etc, 'sshca', 'trust-state');
+  const floor = () => Number(/^issued-at (\d+)$/m.exec(readFileSync(floorFile, 'utf8'))?.[1]);
+  const floorBefore = floor();
+  const ahead = new ShiftableClock();
+  ahead.offsetMs = 60_000;
+  const newer = await bootstrap(['--refresh', '--server', await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: ahead })).app), '--root', instance.root]);
+  t.equal(newer.code, 0);
+  t.ok(floor() > floorBefore, 'the newest accepted issue time moved forward');
+  t.match(newer.stderr, /no changes/, 'recording it is bookkeeping, not a change to what sshd enforces');
   // One whose (older) statement would change the CA list: refused.
   const before = snapshotFiles(instance.etc);
   const otherList = await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: lagging, userCaNext: next.publicKey() })).app);
