@@ -11,16 +11,21 @@ import { fingerprintOf, publicKeyFromKeyObject, toOpenSshLine } from '../protoco
 import { CertificateAuthority } from '../server/ca/certificate-authority.js';
 import { DEFAULT_USER_EXTENSIONS, keyIdFor, randomSerial } from '../server/ca/certificate-template.js';
 import { KmsSigner } from '../server/ca/kms-signer.js';
+import { EC2_ROLE_TEMPLATE } from '../server/hosts/ec2-role.js';
 import { CA_KEY_SPECS } from './ca-key-spec.js';
 import { createCaKey } from './create-ca-key.js';
-import { iamPolicyFor } from './iam-policy.js';
+import { ec2ReadRolePolicy, iamPolicyFor } from './iam-policy.js';
 import { SetupError, setupErrorFrom } from './setup-error.js';
 
 export const USAGE = `usage:
   sshca-setup create --kind user|host [--key-spec ${Object.keys(CA_KEY_SPECS).join('|')}] --alias alias/NAME
   sshca-setup export --key KEY            OpenSSH public key line (stdout) and SHA256 fingerprint (stderr)
   sshca-setup check  --key KEY            sign a test certificate through KMS and verify it
-  sshca-setup policy --key KEY [--key KEY]  least-privilege IAM policy for the sshca server role
+  sshca-setup policy --key KEY [--key KEY] [--hosts [--ec2-role ARN]]
+                                          least-privilege IAM policy for the sshca server role;
+                                          --hosts adds what host certificates need (ec2:DescribeInstances,
+                                          or with --ec2-role arn:aws:iam::{account}:role/NAME, sts:AssumeRole of it)
+  sshca-setup ec2-read-role-policy        the permission policy of that read role in each member account
 KEY is a key ARN (recommended) or alias/NAME. Common: [--region R] [--profile P] [--endpoint URL] [--json]
 exit codes: 0 ok, 2 usage, 3 KMS refused, 4 KMS unreachable, 5 AWS credentials`;
 
@@ -82,6 +87,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       options: {
         kind: { type: 'string' }, 'key-spec': { type: 'string' }, alias: { type: 'string' }, key: { type: 'string', multiple: true },
         region: { type: 'string' }, profile: { type: 'string' }, endpoint: { type: 'string' }, json: { type: 'boolean' },
+        hosts: { type: 'boolean' }, 'ec2-role': { type: 'string' },
       },
     });
   } catch (err) {
@@ -134,9 +140,16 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
         const signer = await openKey(kmsClient(o, key, io.env), key);
         keys.push({ keyArn: signer.keyArn, keySpec: signer.keySpec });
       }
-      io.stdout(`${JSON.stringify(iamPolicyFor(keys), null, 2)}\n`);
+      const ec2Role = o['ec2-role'];
+      if (ec2Role !== undefined && (!o.hosts || !EC2_ROLE_TEMPLATE.test(ec2Role))) {
+        throw new SetupError('SETUP_USAGE', '--ec2-role goes with --hosts and looks like arn:aws:iam::{account}:role/NAME (as SSHCA_EC2_ROLE)');
+      }
+      io.stdout(`${JSON.stringify(iamPolicyFor(keys, o.hosts ? (ec2Role ? { ec2Role } : {}) : undefined), null, 2)}\n`);
       return 0;
     }
+    case 'ec2-read-role-policy':
+      io.stdout(`${JSON.stringify(ec2ReadRolePolicy(), null, 2)}\n`);
+      return 0;
     case undefined:
     case 'help':
     case '--help':

@@ -6,7 +6,7 @@ import { KMS_KEY_SPECS } from '../server/ca/kms-signer.js';
  * sshca uses for each (so a stolen role cannot sign differently);
  * GetPublicKey/DescribeKey in their own statement. Nothing else.
  */
-export function iamPolicyFor(keys: ReadonlyArray<{ keyArn: string; keySpec: string }>): object {
+export function iamPolicyFor(keys: ReadonlyArray<{ keyArn: string; keySpec: string }>, hosts?: HostCertificateAccess): object {
   const statements: object[] = keys.map((k, i) => {
     const spec = KMS_KEY_SPECS[k.keySpec];
     if (!spec) throw new Error(`key spec ${k.keySpec} is not usable by sshca`);
@@ -19,5 +19,29 @@ export function iamPolicyFor(keys: ReadonlyArray<{ keyArn: string; keySpec: stri
     };
   });
   statements.push({ Sid: 'SshcaReadKeys', Effect: 'Allow', Action: ['kms:GetPublicKey', 'kms:DescribeKey'], Resource: keys.map((k) => k.keyArn) });
+  if (hosts?.ec2Role) {
+    // The read role in each member account (SSHCA_EC2_ROLE); its own policy is ec2ReadRolePolicy.
+    statements.push({ Sid: 'SshcaAssumeEc2ReadRole', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: hosts.ec2Role.replace('{account}', '*') });
+  } else if (hosts) {
+    statements.push(EC2_DESCRIBE_INSTANCES);
+  }
   return { Version: '2012-10-17', Statement: statements };
+}
+
+/** Host certificates (issue 12): how the server may ask EC2 about instances. */
+export interface HostCertificateAccess {
+  /** SSHCA_EC2_ROLE (`arn:…:iam::{account}:role/NAME`): assumed per account; unset: the server's own account only. */
+  readonly ec2Role?: string;
+}
+
+/**
+ * ec2:DescribeInstances supports no resource-level permissions or conditions
+ * that narrow it to one instance, so it is granted on `*`; it reads, never
+ * changes, anything.
+ */
+const EC2_DESCRIBE_INSTANCES = { Sid: 'SshcaDescribeInstances', Effect: 'Allow', Action: 'ec2:DescribeInstances', Resource: '*' };
+
+/** The permission policy of the read role in each member account (SSHCA_EC2_ROLE). */
+export function ec2ReadRolePolicy(): object {
+  return { Version: '2012-10-17', Statement: [EC2_DESCRIBE_INSTANCES] };
 }

@@ -9,6 +9,7 @@ import type { KrlCache } from './revocation/krl-cache.js';
 import type { CheckpointSigner } from './audit/checkpoint-signer.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import type { Signer } from './ca/signer.js';
+import type { InstanceDirectory } from './hosts/instance-directory.js';
 import type { Clock } from './clock.js';
 import type { DevIdentity } from './dev/dev-sts.js';
 import type { Authenticator } from './identity/sts-authenticator.js';
@@ -49,6 +50,8 @@ export interface AppDeps {
   readonly hostSigner?: Signer;
   readonly hostCaNext?: SshPublicKey;
   readonly hostCaRetired?: readonly SshPublicKey[];
+  /** Asks EC2 about the instance a host certificate is for (issue 12); without it no host certificates are issued. */
+  readonly instances?: InstanceDirectory;
   readonly ca: CertificateAuthority;
   readonly audit: AuditLog;
   /** Signs audit checkpoints; its public key is published. */

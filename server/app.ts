@@ -13,6 +13,7 @@ import { AuthnError, RequestError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCaRoutes } from './routes/ca-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerHostCertificateRoute } from './routes/host-certificate-route.js';
 import { registerRevocationRoutes } from './routes/revocation-routes.js';
 import { registerTrustStateRoute } from './routes/trust-state-route.js';
 import { registerUserCertificateRoute } from './routes/user-certificate-route.js';
@@ -117,6 +118,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     registerCaRoutes(scope, routeDeps);
     registerTrustStateRoute(scope, routeDeps);
     registerUserCertificateRoute(scope, routeDeps);
+    registerHostCertificateRoute(scope, routeDeps);
     registerAuditRoutes(scope, routeDeps);
     registerRevocationRoutes(scope, routeDeps);
     if (deps.devSts) registerDevSts(scope, { identity: deps.devSts, clock: deps.clock });

@@ -5,6 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeyReferenceError, parseKeyReference, type KeyReference } from './ca/key-reference.js';
 import { CA_KEY_TYPES, type CaKeyType } from './ca/local-signer.js';
+import { EC2_ROLE_TEMPLATE } from './hosts/ec2-role.js';
 import { StsEndpointError, productionStsEndpoint, type StsEndpoint } from './identity/sts-endpoints.js';
 import { PRINCIPAL_PATTERN } from './policy/policy.js';
 import { parsePublicKeyLine } from '../protocol/ssh-public-key.js';
@@ -56,6 +57,15 @@ export interface ProductionConfig extends CommonConfig {
   readonly hostCaRetired: readonly string[];
   /** KMS endpoint override (VPC endpoints without private DNS; tests). */
   readonly kmsEndpoint?: string;
+  /**
+   * SSHCA_EC2_ROLE: `arn:<partition>:iam::{account}:role/NAME`, the read-only
+   * role assumed in an instance's account to describe it; unset: the server's
+   * own credentials (instances of its own account only).
+   */
+  readonly ec2Role?: string;
+  /** SSHCA_EC2_ENDPOINT / SSHCA_AWS_STS_ENDPOINT: EC2 and STS (AssumeRole) endpoint overrides (VPC endpoints; tests). */
+  readonly ec2Endpoint?: string;
+  readonly awsStsEndpoint?: string;
   /** SQLite file when no SSHCA_STORE is given. */
   readonly auditDbPath?: string;
   /** Ed25519 PEM that signs audit checkpoints (shared by replicas; not the CA key). */
@@ -72,7 +82,7 @@ export type Config = DevConfig | ProductionConfig;
 export const USAGE = `usage: sshca-server --dev [--host H] [--port P] [--data-dir DIR] [--dev-user NAME] [--ca-key-type ${CA_KEY_TYPES.join('|')}]
        sshca-server [--user-ca REF] [--user-ca-next REF] [--host-ca REF] [--host-ca-next REF]   (REF: kms:<key ARN> or file:<path>)
 production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOINTS, SSHCA_POLICY,
-SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
+SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_EC2_ROLE, SSHCA_EC2_ENDPOINT, SSHCA_AWS_STS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS; both modes: SSHCA_TRUSTED_PROXIES, SSHCA_RATE_LIMIT_PER_MINUTE,
 SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE, SSHCA_REFUSAL_SUMMARY_SECONDS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
@@ -237,8 +247,18 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const userCaRetired = retiredKeys('SSHCA_USER_CA_RETIRED');
   const hostCaRetired = retiredKeys('SSHCA_HOST_CA_RETIRED');
   if ((hostCaNext || hostCaRetired.length > 0) && !hostCa) throw new ConfigError('a next or retired host CA key needs an active --host-ca');
-  const kmsEndpoint = env.SSHCA_KMS_ENDPOINT?.trim() || undefined;
-  if (kmsEndpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(kmsEndpoint)) throw new ConfigError('SSHCA_KMS_ENDPOINT must be a URL like https://kms.eu-west-1.amazonaws.com');
+  const endpoint = (name: string, example: string): string | undefined => {
+    const v = env[name]?.trim() || undefined;
+    if (v !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(v)) throw new ConfigError(`${name} must be a URL like ${example}`);
+    return v;
+  };
+  const kmsEndpoint = endpoint('SSHCA_KMS_ENDPOINT', 'https://kms.eu-west-1.amazonaws.com');
+  const ec2Endpoint = endpoint('SSHCA_EC2_ENDPOINT', 'https://ec2.eu-west-1.amazonaws.com');
+  const awsStsEndpoint = endpoint('SSHCA_AWS_STS_ENDPOINT', 'https://sts.eu-west-1.amazonaws.com');
+  const ec2Role = env.SSHCA_EC2_ROLE?.trim() || undefined;
+  if (ec2Role !== undefined && !EC2_ROLE_TEMPLATE.test(ec2Role)) {
+    throw new ConfigError('SSHCA_EC2_ROLE must be arn:<partition>:iam::{account}:role/<name>, with {account} written literally');
+  }
   const auditDbPath = env.SSHCA_AUDIT_DB?.trim() || undefined;
   if (!store && !auditDbPath) throw new ConfigError('SSHCA_STORE (postgres://…) or SSHCA_AUDIT_DB (a SQLite file) is required in production mode');
   if (auditDbPath !== undefined && !isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
@@ -272,6 +292,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     ...(hostCaNext ? { hostCaNext } : {}),
     hostCaRetired: Object.freeze(hostCaRetired),
     ...(kmsEndpoint ? { kmsEndpoint } : {}),
+    ...(ec2Role ? { ec2Role } : {}),
+    ...(ec2Endpoint ? { ec2Endpoint } : {}),
+    ...(awsStsEndpoint ? { awsStsEndpoint } : {}),
     ...(store ? { store } : { auditDbPath: auditDbPath! }),
     checkpointKeyPath,
     stsTimeoutMs,

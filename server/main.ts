@@ -9,7 +9,10 @@ import { CheckpointSigner } from './audit/checkpoint-signer.js';
 import { PostgresAuditLog } from './audit/postgres-audit-log.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentity } from '@smithy/types';
 import type { KeyReference } from './ca/key-reference.js';
 import { KmsSigner } from './ca/kms-signer.js';
 import { LocalSigner } from './ca/local-signer.js';
@@ -18,6 +21,7 @@ import { systemClock, type Clock } from './clock.js';
 import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './config.js';
 import { DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
 import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
+import { Ec2InstanceDirectory } from './hosts/instance-directory.js';
 import { StsAuthenticator } from './identity/sts-authenticator.js';
 import { StsEndpointAllowlist } from './identity/sts-endpoints.js';
 import { undiciStsTransport } from './identity/sts-transport.js';
@@ -67,6 +71,8 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   let audienceUrl = prod?.audience ?? '';
   const audience = () => audienceUrl;
+  // Host certificates need a host CA and someone to ask about instances: EC2.
+  const ec2 = hostSigner ? ec2Clients({ ...(prod?.ec2Role ? { role: prod.ec2Role } : {}), ...(prod?.ec2Endpoint ? { endpoint: () => prod.ec2Endpoint } : {}), ...(prod?.awsStsEndpoint ? { stsEndpoint: prod.awsStsEndpoint } : {}) }) : undefined;
   const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
   const app = buildApp({
     audience,
@@ -87,6 +93,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(hostSigner ? { hostSigner } : {}),
     ...(hostCaNext ? { hostCaNext } : {}),
     hostCaRetired,
+    ...(ec2 ? { instances: new Ec2InstanceDirectory({ clientFor: ec2.clientFor }) } : {}),
     ca: new CertificateAuthority({ signer }),
     audit: store,
     checkpoints,
@@ -106,6 +113,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
       await transport.close();
       await store.close();
       for (const client of kmsClients) client.destroy();
+      ec2?.destroy();
     })());
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -127,6 +135,56 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     reloadPolicy: () => policy.reload(),
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close,
+  };
+}
+
+/** At most this many EC2 clients (account × region) are kept; a request can name any region. */
+const MAX_EC2_CLIENTS = 64;
+
+/**
+ * EC2 clients for DescribeInstances, one per account and region, built on
+ * first use: with `role`, through credentials of that read-only role assumed
+ * in the instance's account (`{account}` filled in); otherwise the server's
+ * own. Timeouts and adaptive retries as for KMS.
+ */
+function ec2Clients(options: { role?: string; endpoint?: () => string | undefined; stsEndpoint?: string; credentials?: AwsCredentialIdentity }): { clientFor: (accountId: string, region: string) => EC2Client; destroy(): void } {
+  const clients = new Map<string, EC2Client>();
+  return {
+    clientFor(accountId, region) {
+      const key = `${accountId} ${region}`;
+      const cached = clients.get(key);
+      if (cached) return cached;
+      const roleArn = options.role?.replace('{account}', accountId);
+      const endpoint = options.endpoint?.();
+      const client = new EC2Client({
+        region,
+        ...(endpoint ? { endpoint } : {}),
+        retryMode: 'adaptive',
+        maxAttempts: 3,
+        requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
+        ...(roleArn
+          ? {
+              credentials: fromTemporaryCredentials({
+                params: { RoleArn: roleArn, RoleSessionName: 'sshca-describe-instances', DurationSeconds: 900 },
+                clientConfig: { region, ...(options.stsEndpoint ? { endpoint: options.stsEndpoint } : {}) },
+              }),
+            }
+          : options.credentials
+            ? { credentials: options.credentials }
+            : {}),
+      });
+      if (clients.size >= MAX_EC2_CLIENTS) {
+        const [oldestKey, oldest] = clients.entries().next().value as [string, EC2Client];
+        clients.delete(oldestKey);
+        oldest.destroy();
+      }
+      clients.set(key, client);
+      return client;
+    },
+    destroy() {
+      for (const client of clients.values()) client.destroy();
+      clients.clear();
+    },
   };
 }
 

@@ -12,13 +12,15 @@ export interface CallerIdentity {
   readonly accountId: string;
   /** AIDA… for users, AROA…:session for roles: stable across renames. */
   readonly userId: string;
-  readonly kind: 'iam-user' | 'assumed-role' | 'federated-user';
+  readonly kind: 'iam-user' | 'assumed-role' | 'federated-user' | 'ec2-instance';
   /** IAM user name, role name, or federated user name. */
   readonly name: string;
   /** Assumed roles: `arn:<partition>:iam::<account>:role/<name>` (the path is not in the ARN STS returns). */
   readonly roleArn?: string;
   /** Assumed roles and federated users: the session name. */
   readonly sessionName?: string;
+  /** Instance identity roles: the instance id, which AWS sets and nobody can choose. */
+  readonly instanceId?: string;
   /** IAM Identity Center sessions: the permission set name. */
   readonly ssoPermissionSet?: string;
   /**
@@ -46,6 +48,11 @@ const SESSION = /^[\w+=,.@-]{2,64}$/;
  */
 const SSO_ROLE = /^AWSReservedSSO_([\w+=,.@-]{1,32})_([0-9a-f]{16})$/;
 
+/** The role name AWS gives every instance's identity role; no customer role can have it (IAM names never contain `:`). */
+export const INSTANCE_IDENTITY_ROLE = 'aws:ec2-instance';
+/** An EC2 instance id: `i-` and 8 (older instances) or 17 lower-case hex digits. */
+export const INSTANCE_ID = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+
 function malformed(what: string): AuthnError {
   return new AuthnError('AUTHN_STS_RESPONSE', `STS answer has a malformed ${what}`);
 }
@@ -69,6 +76,7 @@ export function parseCallerIdentity(arn: string, account: string, userId: string
     if (!NAME.test(name) || !/^AIDA[A-Z0-9]{12,124}$/.test(userId)) throw malformed('IAM user identity');
     return { ...base, kind: 'iam-user', name, sessionTrusted: false };
   }
+  if (resource.startsWith(`assumed-role/${INSTANCE_IDENTITY_ROLE}/`)) return instanceIdentity(base, service, resource, userId, account);
   if (service === 'sts' && resource.startsWith('assumed-role/')) {
     const parts = resource.split('/');
     const [, role, session] = parts;
@@ -95,4 +103,19 @@ export function parseCallerIdentity(arn: string, account: string, userId: string
     return { ...base, kind: 'federated-user', name, sessionName: name, sessionTrusted: false };
   }
   throw new AuthnError('AUTHN_IDENTITY_KIND', 'this kind of identity is not accepted');
+}
+
+/**
+ * An instance identity role (issue 12): `assumed-role/aws:ec2-instance/<id>`,
+ * matched exactly. STS answers with service `sts`; AWS's documentation writes
+ * `iam`, so both are accepted — the role name is what no customer can forge.
+ * UserId is `<role id>:<id>` or, as documented, `<account>:aws:ec2-instance:<id>`;
+ * either way it must end with the same instance id.
+ */
+function instanceIdentity(base: Pick<CallerIdentity, 'arn' | 'partition' | 'accountId' | 'userId'>, service: string, resource: string, userId: string, account: string): CallerIdentity {
+  const instanceId = resource.slice(`assumed-role/${INSTANCE_IDENTITY_ROLE}/`.length);
+  if (!INSTANCE_ID.test(instanceId)) throw malformed('instance identity ARN');
+  const idOk = new RegExp(`^(?:AROA[A-Z0-9]{12,124}|${account}:${INSTANCE_IDENTITY_ROLE}):${instanceId}$`).test(userId);
+  if (!idOk || (service !== 'sts' && service !== 'iam')) throw malformed('instance identity UserId');
+  return { ...base, kind: 'ec2-instance', name: INSTANCE_IDENTITY_ROLE, instanceId, sessionName: instanceId, sessionTrusted: false };
 }

@@ -3,7 +3,7 @@
 // file tells what a person gets.
 import { PolicyError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
-import type { PolicyDocument, PolicyRole, PolicyRule } from './policy-file.js';
+import type { HostRules, PolicyDocument, PolicyRole, PolicyRule } from './policy-file.js';
 import { PRINCIPAL_PATTERN, selectPrincipals, selectTtl, type CertificateRequest, type Policy, type PolicyDecision } from './policy.js';
 import { renderSourceAddress } from './source-address.js';
 
@@ -85,6 +85,7 @@ export class FilePolicy implements Policy {
    * session filling `{{session}}`) gives no certificate and no role either.
    */
   rolesFor(identity: CallerIdentity): readonly PolicyRole[] {
+    if (identity.kind === 'ec2-instance') return [];
     const rule = this.ruleFor(identity);
     if (!rule || rule.roles.length === 0) return [];
     if (!namesIdentity(rule, identity) || grantedPrincipals(rule, identity).length === 0) return [];
@@ -95,7 +96,14 @@ export class FilePolicy implements Policy {
     return this.document.accounts.includes(accountId);
   }
 
+  hostRules(): HostRules | undefined {
+    return this.document.hosts;
+  }
+
   decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision {
+    // An instance proves which machine it is, never which person: an
+    // account-wide rule must not give it a user certificate.
+    if (identity.kind === 'ec2-instance') throw new PolicyError('POLICY_INSTANCE_IDENTITY', 'an instance identity gets host certificates only');
     const rule = this.ruleFor(identity);
     if (!rule) throw new PolicyError('POLICY_NO_RULE', 'no rule grants this identity a certificate');
     const granted = grantedPrincipals(rule, identity);

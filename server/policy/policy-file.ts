@@ -36,10 +36,28 @@ export interface PolicyRule {
   readonly roles: readonly PolicyRole[];
 }
 
+/** The `hosts:` section: which instances get host certificates, and what they say (issue 12). */
+export interface HostRules {
+  readonly line: number;
+  /** Accounts whose instances may get host certificates (a subset of the top-level accounts). */
+  readonly accounts: readonly string[];
+  readonly regions?: readonly string[];
+  readonly vpcs?: readonly string[];
+  /** Every key must match; a key's list means any of its values. */
+  readonly tags?: ReadonlyArray<{ readonly key: string; readonly values: readonly string[] }>;
+  /** A tag whose value (comma/space separated) adds DNS names as principals. */
+  readonly nameTag?: string;
+  /** Names from the tag must be one of these domains or below one (lower case); unset: any valid name. */
+  readonly nameDomains?: readonly string[];
+  readonly ttlSeconds: number;
+}
+
 /** A whole policy: who may authenticate, and the rules in order (first match wins). */
 export interface PolicyDocument {
   readonly accounts: readonly string[];
   readonly rules: readonly PolicyRule[];
+  /** Absent: no host certificates. */
+  readonly hosts?: HostRules;
 }
 
 /** The file is invalid; `message` says `<file>:<line>: <field>: <problem>`. */
@@ -68,6 +86,14 @@ export const DEFAULT_TTL = '8h';
 export const DEFAULT_MAX_TTL_SECONDS = 12 * 3600;
 /** No rule may allow more than a week: sshca certificates are meant to live for hours. */
 const MAX_TTL_CEILING = 7 * 24 * 3600;
+/** Host certificates: a few days by default (renewed at half-life), at most 30 days. */
+export const DEFAULT_HOST_TTL = '3d';
+const MAX_HOST_TTL = 30 * 24 * 3600;
+const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+const VPC_ID = /^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+/** EC2 tag keys: 1–128 characters; values up to 256. */
+const TAG_KEY = /^[^\x00-\x1f]{1,128}$/;
+const TAG_VALUE = /^[^\x00-\x1f]{0,256}$/;
 const EXTENSIONS = ['permit-X11-forwarding', 'permit-agent-forwarding', 'permit-port-forwarding', 'permit-pty', 'permit-user-rc'];
 const DEFAULT_EXTENSIONS = ['permit-agent-forwarding', 'permit-port-forwarding', 'permit-pty'];
 const TEMPLATE_VARS = ['user', 'session', 'sessionLocalPart'];
@@ -197,14 +223,14 @@ function validate(text: string, source: string): PolicyDocument {
       return s;
     });
   };
-  const duration = (v: unknown, path: Path): number => {
+  const duration = (v: unknown, path: Path, ceiling = MAX_TTL_CEILING): number => {
     const seconds = typeof v === 'string' || typeof v === 'number' ? parseDuration(String(v)) : undefined;
     if (seconds === undefined || seconds < 60) return fail(path, 'expected a duration of at least 1 minute, like 8h or 30m');
-    if (seconds > MAX_TTL_CEILING) fail(path, 'at most 7 days');
+    if (seconds > ceiling) fail(path, `at most ${ceiling / 86400} days`);
     return seconds;
   };
 
-  const top = obj(root, [], ['accounts', 'rules']);
+  const top = obj(root, [], ['accounts', 'rules', 'hosts']);
   const accounts = strings(top.accounts, ['accounts'], (s, p) => ACCOUNT.test(s) || fail(p, 'expected a 12-digit AWS account id'));
   if (!Array.isArray(top.rules) || top.rules.length === 0) fail(['rules'], 'expected a list of at least one rule');
   const names = new Set<string>();
@@ -280,7 +306,47 @@ function validate(text: string, source: string): PolicyDocument {
       roles: [...new Set(roles)] as PolicyRole[],
     };
   });
-  return { accounts, rules };
+  const hosts = top.hosts === undefined ? undefined : hostRules(top.hosts, accounts);
+  return { accounts, rules, ...(hosts ? { hosts } : {}) };
+
+  function hostRules(raw: unknown, topAccounts: readonly string[]): HostRules {
+    const at = ['hosts'];
+    // `hosts: {}` (or an empty `hosts:`) switches host certificates on with every default.
+    const h = obj(raw ?? {}, at, ['accounts', 'regions', 'vpcs', 'tags', 'nameTag', 'nameDomains', 'ttl']);
+    const hostAccounts =
+      h.accounts === undefined
+        ? topAccounts
+        : strings(h.accounts, [...at, 'accounts'], (s, p) => (ACCOUNT.test(s) && topAccounts.includes(s)) || fail(p, 'expected one of the top-level accounts (only they may authenticate)'), { single: true });
+    const regions = h.regions === undefined ? undefined : strings(h.regions, [...at, 'regions'], (s, p) => REGION.test(s) || fail(p, 'expected a region name like eu-west-1'), { single: true });
+    const vpcs = h.vpcs === undefined ? undefined : strings(h.vpcs, [...at, 'vpcs'], (s, p) => VPC_ID.test(s) || fail(p, 'expected a VPC id like vpc-0a1b2c3d'), { single: true });
+    let tags: HostRules['tags'];
+    if (h.tags !== undefined) {
+      const t = h.tags;
+      if (typeof t !== 'object' || t === null || Array.isArray(t) || Object.keys(t).length === 0) return fail([...at, 'tags'], 'expected a mapping of tag key to value(s)');
+      tags = Object.entries(t as Record<string, unknown>).map(([key, v]) => {
+        if (!TAG_KEY.test(key)) fail([...at, 'tags', key], 'expected a tag key of 1–128 printable characters');
+        const values = strings(typeof v === 'number' || typeof v === 'boolean' ? String(v) : v, [...at, 'tags', key], (s, p) => TAG_VALUE.test(s) || fail(p, 'expected a tag value of at most 256 printable characters'), { single: true });
+        return { key, values };
+      });
+    }
+    if (h.nameTag !== undefined && (typeof h.nameTag !== 'string' || !TAG_KEY.test(h.nameTag))) fail([...at, 'nameTag'], 'expected a tag key of 1–128 printable characters');
+    const nameDomains =
+      h.nameDomains === undefined
+        ? undefined
+        : strings(h.nameDomains, [...at, 'nameDomains'], (s, p) => DOMAIN.test(s) || fail(p, 'expected a domain name like corp.example.com (no wildcard)'), { single: true }).map((d) => d.toLowerCase());
+    if (nameDomains && h.nameTag === undefined) fail([...at, 'nameDomains'], 'nameDomains restricts the names of nameTag; set nameTag too');
+    const ttlSeconds = duration(h.ttl ?? DEFAULT_HOST_TTL, [...at, 'ttl'], MAX_HOST_TTL);
+    return {
+      line: lineOf(at),
+      accounts: [...new Set(hostAccounts)],
+      ...(regions ? { regions } : {}),
+      ...(vpcs ? { vpcs } : {}),
+      ...(tags ? { tags } : {}),
+      ...(typeof h.nameTag === 'string' ? { nameTag: h.nameTag } : {}),
+      ...(nameDomains ? { nameDomains } : {}),
+      ttlSeconds,
+    };
+  }
 }
 
 /** A literal principal, or one built from the allowed placeholders and literal characters. */

@@ -4,7 +4,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 import { FilePolicy } from './file-policy.js';
-import { MAX_POLICY_BYTES, PolicyFileError, parsePolicyFile, type PolicyRole } from './policy-file.js';
+import { MAX_POLICY_BYTES, PolicyFileError, parsePolicyFile, type HostRules, type PolicyRole } from './policy-file.js';
 import type { CertificateRequest, Policy, PolicyDecision } from './policy.js';
 
 /** A message for any thrown value, without trusting it to stringify. */
@@ -89,6 +89,10 @@ export class PolicyStore implements Policy {
 
   decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision {
     return this.current.decide(identity, request);
+  }
+
+  hostRules(): HostRules | undefined {
+    return this.current.hostRules();
   }
 
   rolesFor(identity: CallerIdentity): readonly PolicyRole[] {

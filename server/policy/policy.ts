@@ -1,6 +1,7 @@
 // Who may get which principals, for how long (DESIGN.md §3, rules 9–10).
 import type { CallerIdentity } from '../identity/caller-identity.js';
 import { PolicyError } from '../errors.js';
+import type { HostRules } from './policy-file.js';
 
 /** What the caller asked for (all optional: policy fills the defaults). */
 export interface CertificateRequest {
@@ -26,6 +27,8 @@ export interface Policy {
   decide(identity: CallerIdentity, request: CertificateRequest): PolicyDecision;
   /** The sshca roles (`admin`, `auditor`) the identity holds. */
   rolesFor(identity: CallerIdentity): readonly string[];
+  /** The `hosts:` section, when host certificates are issued at all. */
+  hostRules(): HostRules | undefined;
 }
 
 /** Rule 9: principals are 1–64 of [A-Za-z0-9._@-]; never empty, never a pattern. */

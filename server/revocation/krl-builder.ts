@@ -15,6 +15,8 @@ export interface BuiltKrl {
   readonly sha256: string;
   /** The newest revocation or withdrawal it reflects (0: none). */
   readonly newestSeq: number;
+  /** Public keys it revokes (`SHA256:…` fingerprints): no certificate is issued for them (issue 12). */
+  readonly revokedKeys: ReadonlySet<string>;
   /** When (epoch seconds) an entry leaves it, so it must be built again; undefined: never. */
   readonly nextChangeAt?: number;
 }
@@ -55,6 +57,7 @@ export function buildKrl(records: readonly ChainedRecord[], caKeys: PublishedCaK
   for (const r of records) if (r.kind === 'withdrawn') withdrawn.add(Number((r.data as { revocationSeq?: number }).revocationSeq));
   const perCa = new Map<string, { caKey: Buffer; serials: bigint[]; keyIds: string[] }>();
   const fingerprints: Buffer[] = [];
+  const revokedKeys = new Set<string>();
   let expired = 0;
   let nextChangeAt: number | undefined;
   for (const r of records) {
@@ -63,6 +66,7 @@ export function buildKrl(records: readonly ChainedRecord[], caKeys: PublishedCaK
     if (d.revokedBy === 'publicKey') {
       if (!withdrawn.has(r.seq) && d.publicKeyFingerprint && !caKeys.has(d.publicKeyFingerprint)) {
         fingerprints.push(Buffer.from(d.publicKeyFingerprint.replace(/^SHA256:/, ''), 'base64'));
+        revokedKeys.add(d.publicKeyFingerprint);
       }
       continue;
     }
@@ -95,5 +99,5 @@ export function buildKrl(records: readonly ChainedRecord[], caKeys: PublishedCaK
     sha256Fingerprints: fingerprints,
   });
   const digest = createHash('sha256').update(bytes).digest();
-  return { bytes, version, etag: `"${digest.toString('base64url')}"`, sha256: digest.toString('hex'), newestSeq, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
+  return { bytes, version, etag: `"${digest.toString('base64url')}"`, sha256: digest.toString('hex'), newestSeq, revokedKeys, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
 }

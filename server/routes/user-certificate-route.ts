@@ -1,12 +1,11 @@
 // POST /v1/certs/user — the issuing pipeline, in protocol order:
 // authenticate → decide → build → sign → verify → record → respond.
 import type { FastifyInstance } from 'fastify';
-import { PublicKeyError, fingerprintOf, parsePublicKeyLine, type SshPublicKey } from '../../protocol/ssh-public-key.js';
 import type { RouteDeps } from '../app-deps.js';
 import { BACKDATE_SECONDS, keyIdFor, randomSerial, type CertificateTemplate } from '../ca/certificate-template.js';
 import { epochSeconds } from '../clock.js';
-import { RequestError, UnavailableError } from '../errors.js';
-import { auditContext, authenticateRequest, recordRefusal } from './request-identity.js';
+import { authenticateRequest, recordRefusal } from './request-identity.js';
+import { issueRecorded, parseRequestKey } from './issue-certificate.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 
 interface UserCertificateBody {
@@ -35,24 +34,13 @@ const bodySchema = {
   },
 } as const;
 
-function parseUserKey(line: string): SshPublicKey {
-  try {
-    return parsePublicKeyLine(line);
-  } catch (err) {
-    if (err instanceof PublicKeyError) {
-      throw new RequestError(err.kind === 'unsupported' ? 'REQUEST_KEY_UNSUPPORTED' : 'REQUEST_KEY_INVALID', err.message, { cause: err });
-    }
-    throw err;
-  }
-}
-
 export function registerUserCertificateRoute(app: FastifyInstance, deps: RouteDeps): void {
   app.post<{ Body: UserCertificateBody }>('/v1/certs/user', { schema: { body: bodySchema }, config: { access: 'token' } }, async (request, reply) => {
     let identity: CallerIdentity | undefined;
     try {
       identity = await authenticateRequest(deps, request);
       const body = request.body;
-      const publicKey = parseUserKey(body.publicKey);
+      const publicKey = parseRequestKey(body.publicKey);
       const decision = deps.policy.decide(identity, {
         sourceIp: request.ip,
         ...(body.principals ? { principals: body.principals } : {}),
@@ -72,40 +60,14 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: RouteDe
         criticalOptions: decision.criticalOptions,
         extensions: decision.extensions,
       };
-      const issued = await deps.ca.issue(template);
-      try {
-        // Rule 13: committed before the response; no record, no certificate.
-        await deps.audit.recordIssued({
-          ...auditContext(deps, request),
-          serial,
-          keyId: template.keyId,
-          certificateType: 'user',
-          principals: template.principals,
-          validAfter: template.validAfter,
-          validBefore: template.validBefore,
-          extensions: Object.keys(template.extensions).sort(),
-          criticalOptions: template.criticalOptions,
-          callerArn: identity.arn,
-          accountId: identity.accountId,
-          userId: identity.userId,
-          publicKeyFingerprint: fingerprintOf(publicKey.blob),
-          certificateFingerprint: issued.fingerprint,
-          caFingerprint: issued.caFingerprint,
-          ...(body.reason !== undefined ? { reason: body.reason } : {}),
-          ...(decision.ruleName !== undefined ? { policyRule: decision.ruleName } : {}),
-        });
-      } catch (cause) {
-        throw new UnavailableError('UNAVAILABLE_STORE', 'the audit store is unavailable; no certificate was issued', { cause, retryAfterSeconds: 5 });
-      }
-      request.log.info({ serial: serial.toString(), caller: identity.arn, principals: template.principals, rule: decision.ruleName }, 'certificate issued');
-      return reply.code(201).send({
-        certificate: issued.line,
-        serial: serial.toString(),
-        keyId: template.keyId,
-        principals: template.principals,
-        validAfter: new Date(template.validAfter * 1000).toISOString(),
-        validBefore: new Date(template.validBefore * 1000).toISOString(),
+      const response = await issueRecorded(deps, request, {
+        ca: deps.ca,
+        template,
+        identity,
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        ...(decision.ruleName !== undefined ? { policyRule: decision.ruleName } : {}),
       });
+      return reply.code(201).send(response);
     } catch (err) {
       await recordRefusal(deps, request, err, identity);
       throw err;

@@ -44,3 +44,33 @@ t.test('halves that disagree are refused', async (t) => {
   ];
   for (const [name, parse, code] of refused) t.throws(parse, { code }, name);
 });
+
+t.test('instance identity roles: exactly aws:ec2-instance with an instance id, nothing that looks like one', async (t) => {
+  const instance = (arn: string, userId: string, account = A) => parseCallerIdentity(arn, account, userId, 'aws', rules);
+  for (const [arn, userId] of [
+    [`arn:aws:sts::${A}:assumed-role/aws:ec2-instance/i-0123456789abcdef0`, 'AROAEXAMPLEEXAMPLE12:i-0123456789abcdef0'],
+    [`arn:aws:iam::${A}:assumed-role/aws:ec2-instance/i-0123456789abcdef0`, `${A}:aws:ec2-instance:i-0123456789abcdef0`],
+    [`arn:aws:sts::${A}:assumed-role/aws:ec2-instance/i-0123abcd`, 'AROAEXAMPLEEXAMPLE12:i-0123abcd'],
+  ] as const) {
+    const who = instance(arn, userId);
+    t.equal(who.kind, 'ec2-instance', arn);
+    t.equal(who.instanceId, arn.split('/').at(-1));
+    t.equal(who.sessionTrusted, false, 'never fills a user template');
+  }
+  // An ordinary role whose session name is an instance id: anyone allowed to assume the role chose it.
+  const lookalike = role('WebServers', 'i-0123456789abcdef0');
+  t.equal(lookalike.kind, 'assumed-role');
+  t.equal(lookalike.instanceId, undefined);
+  const refused: Array<[string, string, string]> = [
+    ['upper-case hex', `arn:aws:sts::${A}:assumed-role/aws:ec2-instance/i-0123456789ABCDEF0`, 'AROAEXAMPLEEXAMPLE12:i-0123456789ABCDEF0'],
+    ['9 hex digits', `arn:aws:sts::${A}:assumed-role/aws:ec2-instance/i-0123456789`, 'AROAEXAMPLEEXAMPLE12:i-0123456789'],
+    ['not an instance id', `arn:aws:sts::${A}:assumed-role/aws:ec2-instance/alice`, 'AROAEXAMPLEEXAMPLE12:alice'],
+    ['UserId for another instance', `arn:aws:sts::${A}:assumed-role/aws:ec2-instance/i-0123456789abcdef0`, 'AROAEXAMPLEEXAMPLE12:i-0123456789abcdef1'],
+    ['UserId of another account', `arn:aws:sts::${A}:assumed-role/aws:ec2-instance/i-0123456789abcdef0`, '999999999999:aws:ec2-instance:i-0123456789abcdef0'],
+    ['extra path segment', `arn:aws:sts::${A}:assumed-role/aws:ec2-instance/x/i-0123456789abcdef0`, 'AROAEXAMPLEEXAMPLE12:i-0123456789abcdef0'],
+  ];
+  for (const [name, arn, userId] of refused) {
+    t.throws(() => instance(arn, userId), { code: 'AUTHN_STS_RESPONSE' }, name);
+  }
+  t.throws(() => parseCallerIdentity(`arn:aws:sts::${A}:assumed-role/aws:ec2-instances/i-0123456789abcdef0`, A, 'AROAEXAMPLEEXAMPLE12:i-0123456789abcdef0', 'aws', rules), { code: 'AUTHN_STS_RESPONSE' }, 'a role name with ":" that is not the identity role');
+});
