@@ -11,6 +11,7 @@ import type { CertificateAuthority } from './ca/certificate-authority.js';
 import type { Signer } from './ca/signer.js';
 import type { InstanceDirectory } from './hosts/instance-directory.js';
 import type { Clock } from './clock.js';
+import type { DevInstanceAws } from './dev/dev-instance.js';
 import type { DevIdentity } from './dev/dev-sts.js';
 import type { Authenticator } from './identity/sts-authenticator.js';
 import type { StsEndpointAllowlist } from './identity/sts-endpoints.js';
@@ -69,6 +70,8 @@ export interface AppDeps {
   readonly refusalSummaryIntervalMs?: number;
   /** Present only in dev mode: enables /dev/sts. */
   readonly devSts?: DevIdentity;
+  /** Dev mode only: the dev instance, its /dev/ec2/ and /dev/imds endpoints (host certificates without AWS). */
+  readonly devInstance?: DevInstanceAws;
   readonly logger?: FastifyServerOptions['logger'];
 }
 

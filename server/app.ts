@@ -121,7 +121,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     registerHostCertificateRoute(scope, routeDeps);
     registerAuditRoutes(scope, routeDeps);
     registerRevocationRoutes(scope, routeDeps);
-    if (deps.devSts) registerDevSts(scope, { identity: deps.devSts, clock: deps.clock });
+    const devInstance = deps.devInstance;
+    if (deps.devSts) registerDevSts(scope, { identity: deps.devSts, ...(devInstance ? { others: (id: string) => devInstance.stsIdentity(id) } : {}), clock: deps.clock });
+    devInstance?.register(scope);
   });
   return app;
 }

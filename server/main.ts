@@ -2,6 +2,7 @@
 // files and builds clients. Everything else receives what it needs.
 import { userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { stsRegionOf } from '../client/sts-endpoint-region.js';
 import { canonicalServerUrl } from '../protocol/server-url.js';
 import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
@@ -19,7 +20,8 @@ import { LocalSigner } from './ca/local-signer.js';
 import type { Signer } from './ca/signer.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './config.js';
-import { DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
+import { DEV_ACCOUNT, DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
+import { DEV_EC2_PATH, DevInstanceAws } from './dev/dev-instance.js';
 import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
 import { Ec2InstanceDirectory } from './hosts/instance-directory.js';
 import { StsAuthenticator } from './identity/sts-authenticator.js';
@@ -54,7 +56,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const kmsClients: KMSClient[] = [];
   const warn = (message: string) => process.stderr.write(`sshca-server: warning: ${message}\n`);
   const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
-  const hostSigner = prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
+  const hostSigner = dev ? LocalSigner.openOrCreate(dev.hostCaKeyPath, 'ed25519') : prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
+  // Dev: one instance (this machine) behind the dev server's own EC2 and IMDS endpoints.
+  const devInstance = dev ? new DevInstanceAws({ account: DEV_ACCOUNT, region: DEV_STS_REGION, clock }) : undefined;
+  let devEc2Url: string | undefined;
   // The next key only needs to be readable now; it signs once promoted to --user-ca.
   const publicKeyOf = async (ref: KeyReference | undefined) => (ref ? (await openSigner(ref, prod!.kmsEndpoint, kmsClients, warn)).publicKey() : undefined);
   const userCaNext = await publicKeyOf(prod?.userCaNext);
@@ -72,7 +77,11 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   let audienceUrl = prod?.audience ?? '';
   const audience = () => audienceUrl;
   // Host certificates need a host CA and someone to ask about instances: EC2.
-  const ec2 = hostSigner ? ec2Clients({ ...(prod?.ec2Role ? { role: prod.ec2Role } : {}), ...(prod?.ec2Endpoint ? { endpoint: () => prod.ec2Endpoint } : {}), ...(prod?.awsStsEndpoint ? { stsEndpoint: prod.awsStsEndpoint } : {}) }) : undefined;
+  const ec2 = !hostSigner
+    ? undefined
+    : devInstance
+      ? ec2Clients({ endpoint: () => devEc2Url, credentials: devInstance.reader })
+      : ec2Clients({ ...(prod?.ec2Role ? { role: prod.ec2Role } : {}), ...(prod?.ec2Endpoint ? { endpoint: () => prod.ec2Endpoint } : {}), ...(prod?.awsStsEndpoint ? { stsEndpoint: prod.awsStsEndpoint } : {}) });
   const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
   const app = buildApp({
     audience,
@@ -102,6 +111,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     trustedProxies: config.trustedProxies,
     refusalSummaryIntervalMs: config.refusalSummaryIntervalMs,
     ...(dev ? { devSts: dev.identity } : {}),
+    ...(devInstance ? { devInstance } : {}),
     logger,
   });
   // After the app has closed (its own onClose hooks write the last refusal
@@ -126,6 +136,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const url = baseUrl(config.host, port);
   if (dev) {
     endpoints.replace([{ url: `${url}${DEV_STS_PATH}`, region: DEV_STS_REGION, partition: 'aws' }]);
+    devEc2Url = `${url}${DEV_EC2_PATH}`;
     audienceUrl = url;
   }
   return {
@@ -166,7 +177,8 @@ function ec2Clients(options: { role?: string; endpoint?: () => string | undefine
           ? {
               credentials: fromTemporaryCredentials({
                 params: { RoleArn: roleArn, RoleSessionName: 'sshca-describe-instances', DurationSeconds: 900 },
-                clientConfig: { region, ...(options.stsEndpoint ? { endpoint: options.stsEndpoint } : {}) },
+                // One configured STS endpoint signs for its own region, whatever the instance's.
+                clientConfig: options.stsEndpoint ? { region: stsRegionOf(options.stsEndpoint), endpoint: options.stsEndpoint } : { region },
               }),
             }
           : options.credentials

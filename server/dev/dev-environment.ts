@@ -13,6 +13,8 @@ export const DEV_ACCOUNT = '000000000000';
 export interface DevEnvironment {
   readonly dataDir: string;
   readonly caKeyPath: string;
+  /** The dev host CA (Ed25519): signs the dev instance's host certificates. */
+  readonly hostCaKeyPath: string;
   readonly auditDbPath: string;
   readonly checkpointKeyPath: string;
   readonly credentialsPath: string;
@@ -52,6 +54,20 @@ export const LEGACY_DEV_POLICY = `${[
  */
 export function devPolicy(devUserArn: string): string {
   return `${[
+    ...devUserRules(devUserArn),
+    '  # Host certificates for instances of the dev account (the dev instance is this machine).',
+    'hosts:',
+    '  ttl: 3d',
+  ].join('\n')}\n`;
+}
+
+/** The dev policy before host certificates: replaced like the legacy one when untouched. */
+export function previousDevPolicy(devUserArn: string): string {
+  return `${devUserRules(devUserArn).join('\n')}\n`;
+}
+
+function devUserRules(devUserArn: string): string[] {
+  return [
     '# sshca dev policy, generated on first start. Edit it and send SIGHUP to reload (docs/policy.md).',
     `accounts: ['${DEV_ACCOUNT}']`,
     'rules:',
@@ -70,19 +86,22 @@ export function devPolicy(devUserArn: string): string {
     "    principals: ['{{user}}']",
     '    ttl: 8h',
     '    maxTtl: 12h',
-  ].join('\n')}\n`;
+  ];
 }
 
 /**
- * Writes the dev policy on first start, and replaces the legacy generated
- * policy (which the account-wide-roles check now refuses) when the file is
- * byte for byte what an earlier version wrote. Atomic: a reader sees the old
+ * Writes the dev policy on first start, and replaces a policy an earlier
+ * version generated (the legacy one, which the account-wide-roles check now
+ * refuses; the one without host certificates) when the file is byte for byte
+ * what that version wrote. Atomic: a reader sees the old
  * file or the new one, never half of either.
  */
-function writeDevPolicy(path: string, content: string): void {
+function writeDevPolicy(path: string, content: string, generatedBefore: readonly string[]): void {
   try {
     // Compare sizes first: an edited (or enormous) file is never read here.
-    if (statSync(path).size === Buffer.byteLength(LEGACY_DEV_POLICY) && readFileSync(path, 'utf8') === LEGACY_DEV_POLICY) {
+    const size = statSync(path).size;
+    const candidates = generatedBefore.filter((text) => Buffer.byteLength(text) === size);
+    if (candidates.length > 0 && candidates.includes(readFileSync(path, 'utf8'))) {
       const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
       writeFileSync(temporary, content, { mode: 0o600, flag: 'wx' });
       renameSync(temporary, path);
@@ -118,11 +137,12 @@ export function prepareDevEnvironment(dataDir: string, devUser: string, caKeyTyp
   // The dev policy: the dev user gets its own name and the admin and auditor
   // roles. Written once; edit it and send SIGHUP to try policies.
   const policyPath = join(dataDir, 'policy.yaml');
-  writeDevPolicy(policyPath, devPolicy(arn));
+  writeDevPolicy(policyPath, devPolicy(arn), [LEGACY_DEV_POLICY, previousDevPolicy(arn)]);
   const userHash = createHash('sha256').update(devUser).digest();
   return {
     dataDir,
     caKeyPath: join(dataDir, 'ca', `user-${caKeyType}.pem`),
+    hostCaKeyPath: join(dataDir, 'ca', 'host-ed25519.pem'),
     auditDbPath: join(dataDir, 'audit.db'),
     checkpointKeyPath: join(dataDir, 'checkpoint-key.pem'),
     credentialsPath,

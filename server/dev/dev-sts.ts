@@ -13,22 +13,29 @@ export interface DevIdentity {
   readonly arn: string;
   readonly account: string;
   readonly userId: string;
+  /** Temporary credentials (the dev instance's identity role): the token that must accompany them. */
+  readonly sessionToken?: string;
 }
 
 export const DEV_STS_PATH = '/dev/sts/';
 export const DEV_STS_REGION = 'us-east-1';
 
 /** Registers `POST /dev/sts/` (and without the slash) on `app`. */
-export function registerDevSts(app: FastifyInstance, deps: { identity: DevIdentity; clock: Clock }): void {
+export function registerDevSts(app: FastifyInstance, deps: { identity: DevIdentity; others?: (accessKeyId: string) => DevIdentity | undefined; clock: Clock }): void {
+  const lookup = (id: string) => (id === deps.identity.accessKeyId ? deps.identity : deps.others?.(id));
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: 4096 }, (_req, body, done) => done(null, body));
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const verdict = verifyStsRequest(
         { method: request.method, url: request.url, headers: request.headers, rawHeaders: request.raw.rawHeaders, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) },
-        { now: deps.clock.now(), region: DEV_STS_REGION, lookup: (id) => (id === deps.identity.accessKeyId ? deps.identity : undefined) },
+        { now: deps.clock.now(), region: DEV_STS_REGION, lookup },
       );
-      if (!verdict.ok) return reply.code(verdict.status).type('application/json').send(stsErrorJson(verdict.code, verdict.message, randomUUID()));
-      return reply.type('application/json').send(callerIdentityJson(deps.identity, randomUUID()));
+      const caller = verdict.ok ? lookup(verdict.accessKeyId) : undefined;
+      if (!verdict.ok || !caller) {
+        const refusal = verdict.ok ? { status: 403, code: 'InvalidClientTokenId', message: 'the credentials expired' } : verdict;
+        return reply.code(refusal.status).type('application/json').send(stsErrorJson(refusal.code, refusal.message, randomUUID()));
+      }
+      return reply.type('application/json').send(callerIdentityJson(caller, randomUUID()));
     };
     scope.post('/dev/sts', handler);
     scope.post(DEV_STS_PATH, handler);
