@@ -2,7 +2,6 @@
 // files and builds clients. Everything else receives what it needs.
 import { userInfo } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { stsRegionOf } from '../client/sts-endpoint-region.js';
 import { canonicalServerUrl } from '../protocol/server-url.js';
 import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
@@ -10,10 +9,7 @@ import { CheckpointSigner } from './audit/checkpoint-signer.js';
 import { PostgresAuditLog } from './audit/postgres-audit-log.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
-import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
-import type { AwsCredentialIdentity } from '@smithy/types';
 import type { KeyReference } from './ca/key-reference.js';
 import { KmsSigner } from './ca/kms-signer.js';
 import { LocalSigner } from './ca/local-signer.js';
@@ -23,6 +19,7 @@ import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './c
 import { DEV_ACCOUNT, DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
 import { DEV_EC2_PATH, DevInstanceAws } from './dev/dev-instance.js';
 import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
+import { ec2Clients } from './hosts/ec2-clients.js';
 import { Ec2InstanceDirectory } from './hosts/instance-directory.js';
 import { StsAuthenticator } from './identity/sts-authenticator.js';
 import { StsEndpointAllowlist } from './identity/sts-endpoints.js';
@@ -146,57 +143,6 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     reloadPolicy: () => policy.reload(),
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close,
-  };
-}
-
-/** At most this many EC2 clients (account × region) are kept; a request can name any region. */
-const MAX_EC2_CLIENTS = 64;
-
-/**
- * EC2 clients for DescribeInstances, one per account and region, built on
- * first use: with `role`, through credentials of that read-only role assumed
- * in the instance's account (`{account}` filled in); otherwise the server's
- * own. Timeouts and adaptive retries as for KMS.
- */
-function ec2Clients(options: { role?: string; endpoint?: () => string | undefined; stsEndpoint?: string; credentials?: AwsCredentialIdentity }): { clientFor: (accountId: string, region: string) => EC2Client; destroy(): void } {
-  const clients = new Map<string, EC2Client>();
-  return {
-    clientFor(accountId, region) {
-      const key = `${accountId} ${region}`;
-      const cached = clients.get(key);
-      if (cached) return cached;
-      const roleArn = options.role?.replace('{account}', accountId);
-      const endpoint = options.endpoint?.();
-      const client = new EC2Client({
-        region,
-        ...(endpoint ? { endpoint } : {}),
-        retryMode: 'adaptive',
-        maxAttempts: 3,
-        requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
-        ...(roleArn
-          ? {
-              credentials: fromTemporaryCredentials({
-                params: { RoleArn: roleArn, RoleSessionName: 'sshca-describe-instances', DurationSeconds: 900 },
-                // One configured STS endpoint signs for its own region, whatever the instance's.
-                clientConfig: options.stsEndpoint ? { region: stsRegionOf(options.stsEndpoint), endpoint: options.stsEndpoint } : { region },
-              }),
-            }
-          : options.credentials
-            ? { credentials: options.credentials }
-            : {}),
-      });
-      if (clients.size >= MAX_EC2_CLIENTS) {
-        const [oldestKey, oldest] = clients.entries().next().value as [string, EC2Client];
-        clients.delete(oldestKey);
-        oldest.destroy();
-      }
-      clients.set(key, client);
-      return client;
-    },
-    destroy() {
-      for (const client of clients.values()) client.destroy();
-      clients.clear();
-    },
   };
 }
 

@@ -4,17 +4,16 @@
 // refusal has its own code and lands on the audit record.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EC2Client } from '@aws-sdk/client-ec2';
-import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import t, { type Test } from 'tap';
 import { fingerprintOf, parsePublicKeyLine } from '../../../protocol/ssh-public-key.js';
 import { generateCaKey, LocalSigner } from '../../../server/ca/local-signer.js';
+import { ec2Clients } from '../../../server/hosts/ec2-clients.js';
 import { Ec2InstanceDirectory } from '../../../server/hosts/instance-directory.js';
 import { FilePolicy } from '../../../server/policy/file-policy.js';
 import { parsePolicyFile } from '../../../server/policy/policy-file.js';
 import { FIXTURE_INSTANCES, NAME_TAG, OTHER_REGION, VPC_A, startEc2Fixture, type Ec2Fixture } from '../../fixtures/ec2-fixture.js';
 import { generateUserKey, keygenList, needsOpenSsh } from '../../fixtures/openssh.js';
-import { ACCOUNT, FIXTURE_REGION, OTHER_ACCOUNT, ec2ReadRoleArn, type FixturePrincipal } from '../../fixtures/sts-fixture.js';
+import { ACCOUNT, EC2_READ_ROLE_NAME, FIXTURE_REGION, OTHER_ACCOUNT, ec2ReadRoleArn, type FixturePrincipal } from '../../fixtures/sts-fixture.js';
 import { craftToken, startHarness, type Harness } from '../../fixtures/sts-verifier-harness.js';
 import { startTestApp, type TestApp } from '../../fixtures/test-app.js';
 
@@ -34,24 +33,15 @@ async function setup(t: Test, options: { hosts?: string; role?: boolean; hostCa?
   const harness = await startHarness(t, { accounts: [ACCOUNT, OTHER_ACCOUNT] });
   const ec2 = await startEc2Fixture(t, { sts: harness.sts });
   const reader = harness.sts.principals.ec2Reader;
-  const clients: EC2Client[] = [];
-  t.teardown(() => clients.forEach((c) => c.destroy()));
-  // As main.ts builds them: the server's own credentials, or the read role assumed in the instance's account.
-  const directory = new Ec2InstanceDirectory({
-    clientFor: (accountId, region) => {
-      const own = { accessKeyId: reader.accessKeyId, secretAccessKey: reader.secretAccessKey };
-      const client = new EC2Client({
-        region,
-        endpoint: ec2.url,
-        maxAttempts: 1,
-        credentials: options.role
-          ? fromTemporaryCredentials({ params: { RoleArn: ec2ReadRoleArn(accountId), RoleSessionName: 'sshca-describe-instances', DurationSeconds: 900 }, clientConfig: { region: FIXTURE_REGION, endpoint: harness.sts.url, credentials: own } })
-          : own,
-      });
-      clients.push(client);
-      return client;
-    },
+  // The server's own factory (main.ts), pointed at the fixtures: its own credentials, or the read role assumed in the instance's account.
+  const clients = ec2Clients({
+    endpoint: () => ec2.url,
+    maxAttempts: 1,
+    credentials: { accessKeyId: reader.accessKeyId, secretAccessKey: reader.secretAccessKey },
+    ...(options.role ? { role: `arn:aws:iam::{account}:role/${EC2_READ_ROLE_NAME}`, stsEndpoint: harness.sts.url } : {}),
   });
+  t.teardown(() => clients.destroy());
+  const directory = new Ec2InstanceDirectory({ clientFor: clients.clientFor });
   const hostCa = new LocalSigner(generateCaKey('ed25519'));
   const policy = new FilePolicy(parsePolicyFile(policyText(options.hosts ?? 'hosts: {}\n'), 'host-policy.yaml'));
   const app = await startTestApp(t, harness, new LocalSigner(generateCaKey('ed25519')), { policy, instances: directory, ...(options.hostCa === false ? {} : { hostSigner: hostCa }) });
