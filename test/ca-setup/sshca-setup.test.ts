@@ -54,6 +54,15 @@ t.test('create is idempotent by alias; export, check and policy work on the key'
   t.same(doc.Statement[1].Condition, { StringEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'DIGEST' } });
   t.same(doc.Statement[2], { Sid: 'SshcaReadKeys', Effect: 'Allow', Action: ['kms:GetPublicKey', 'kms:DescribeKey'], Resource: [created.keyArn, host.keyArn] });
   t.equal(doc.Statement.length, 3, 'nothing else is granted');
+
+  // Host certificates: exactly the EC2 read the server needs — in its own account, or through a read role per member account.
+  const hosts = JSON.parse((await setup(kms, ['policy', '--key', host.keyArn, '--hosts'])).stdout);
+  t.same(hosts.Statement.slice(2), [{ Sid: 'SshcaDescribeInstances', Effect: 'Allow', Action: 'ec2:DescribeInstances', Resource: '*' }]);
+  const viaRole = JSON.parse((await setup(kms, ['policy', '--key', host.keyArn, '--hosts', '--ec2-role', 'arn:aws:iam::{account}:role/SshcaEc2Read'])).stdout);
+  t.same(viaRole.Statement.slice(2), [{ Sid: 'SshcaAssumeEc2ReadRole', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: 'arn:aws:iam::*:role/SshcaEc2Read' }], 'no EC2 access of its own');
+  t.same(JSON.parse((await setup(kms, ['ec2-read-role-policy'])).stdout).Statement, [{ Sid: 'SshcaDescribeInstances', Effect: 'Allow', Action: 'ec2:DescribeInstances', Resource: '*' }]);
+  t.equal((await setup(kms, ['policy', '--key', host.keyArn, '--ec2-role', 'arn:aws:iam::{account}:role/X'])).code, 2, '--ec2-role needs --hosts');
+  t.equal((await setup(kms, ['policy', '--key', host.keyArn, '--hosts', '--ec2-role', 'arn:aws:iam::123456789012:role/X'])).code, 2, '--ec2-role needs {account}');
 });
 
 t.test('clear errors for missing credentials, wrong credentials, missing keys and bad usage', async (t) => {

@@ -64,6 +64,10 @@ t.test('bad configuration is refused with CONFIG_INVALID', async (t) => {
     ['next host key without an active one', ['--host-ca-next', 'file:/x'], prodEnv],
     ['retired key that is not a key', [], { ...prodEnv, SSHCA_USER_CA_RETIRED: 'ssh-ed25519 nope' }],
     ['bad log level', ['--dev'], { SSHCA_LOG_LEVEL: 'loud' }],
+    ['EC2 read role with a fixed account', [], { ...prodEnv, SSHCA_EC2_ROLE: 'arn:aws:iam::123456789012:role/SshcaEc2Read' }],
+    ['EC2 read role that is not a role', [], { ...prodEnv, SSHCA_EC2_ROLE: 'arn:aws:iam::{account}:user/x' }],
+    ['EC2 endpoint with a path', [], { ...prodEnv, SSHCA_EC2_ENDPOINT: 'https://ec2.eu-west-1.amazonaws.com/x' }],
+    ['STS endpoint that is not a URL', [], { ...prodEnv, SSHCA_AWS_STS_ENDPOINT: 'sts.eu-west-1' }],
   ];
   for (const [name, argv, env] of bad) t.throws(() => loadConfig(argv, env, 'u', '/'), { code: 'CONFIG_INVALID' }, name);
 });
@@ -88,4 +92,11 @@ t.test('sshca-server exits 1 with a message before listening on bad config', asy
   t.equal(r.status, 1);
   t.match(r.stderr, /--port/);
   t.notMatch(r.stderr, /listening/);
+});
+
+t.test('host certificates: the EC2 read role and endpoint overrides', async (t) => {
+  const c = loadConfig([], { ...prodEnv, SSHCA_EC2_ROLE: 'arn:aws:iam::{account}:role/ops/SshcaEc2Read', SSHCA_EC2_ENDPOINT: 'https://vpce-1.ec2.eu-west-1.vpce.amazonaws.com', SSHCA_AWS_STS_ENDPOINT: 'https://sts.eu-west-1.amazonaws.com/' }, 's', '/');
+  t.match(c, { ec2Role: 'arn:aws:iam::{account}:role/ops/SshcaEc2Read', ec2Endpoint: 'https://vpce-1.ec2.eu-west-1.vpce.amazonaws.com', awsStsEndpoint: 'https://sts.eu-west-1.amazonaws.com/' });
+  const plain = loadConfig([], prodEnv, 's', '/');
+  t.equal((plain as { ec2Role?: string }).ec2Role, undefined, 'unset: the server\'s own credentials');
 });
