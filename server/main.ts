@@ -17,7 +17,7 @@ import type { Signer } from './ca/signer.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './config.js';
 import { DEV_ACCOUNT, DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
-import { DEV_EC2_PATH, DevInstanceAws } from './dev/dev-instance.js';
+import { DEV_EC2_PATH, DEV_IMDS_PATH, DEV_INSTANCE_ID, DevInstanceAws } from './dev/dev-instance.js';
 import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
 import { ec2Clients } from './hosts/ec2-clients.js';
 import { Ec2InstanceDirectory } from './hosts/instance-directory.js';
@@ -198,7 +198,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   if (server.devLogin) {
     process.stderr.write(
       `embedded default: dev user ${server.devLogin.user}, user CA ${server.userCaFingerprint}\nlog in with:\n` +
-        `  AWS_SHARED_CREDENTIALS_FILE=${server.devLogin.credentialsPath} sshca login --server ${server.url} --profile ${server.devLogin.profile}\n`,
+        `  AWS_SHARED_CREDENTIALS_FILE=${server.devLogin.credentialsPath} sshca login --server ${server.url} --profile ${server.devLogin.profile}\n` +
+        `dev instance ${DEV_INSTANCE_ID} (this machine): its IMDSv2 for host certificates is ${server.url}${DEV_IMDS_PATH} (sshca-bootstrap --host-certificates --imds URL)\n`,
     );
   }
   process.on('SIGHUP', () => {
