@@ -1,14 +1,15 @@
 // The commands around plain OpenSSH use: `ssh`, `config`, `logout`, `ca`.
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ClientError, EXIT } from './client-error.js';
-import { requireServer, type ClientSettings } from './client-settings.js';
+import { homedir } from 'node:os';
+import { ClientError, EXIT, warningLine } from './client-error.js';
+import { requireServer, saveSettings, type ClientSettings } from './client-settings.js';
+import { removeHostTrust, setUpHostTrust, sshHostTrustOptions, type HostTrustSetup } from './host-trust.js';
 import { keyPaths } from './key-files.js';
 import { login } from './login.js';
 import { ServerApi, type CaInfo } from './server-api.js';
 import { removeFromAgent } from './ssh-agent.js';
-import { knownHostsLines, sshConfigBlock, writeManagedBlock } from './ssh-config-block.js';
+import { sshConfigBlock } from './ssh-config-block.js';
 import { status } from './status.js';
 
 /** What the command runners need from the CLI. */
@@ -19,16 +20,22 @@ export interface CommandIo {
   readonly now: () => Date;
 }
 
-/** Logs in unless the certificate stays valid for `minValidSeconds`, then runs ssh with it. */
+/**
+ * Logs in unless the certificate stays valid for `minValidSeconds`, then runs
+ * ssh with it and, once `sshca config --write` set host trust up, with
+ * sshca's known_hosts, RevokedHostKeys and strict host key checking.
+ */
 export async function runSsh(settings: ClientSettings, sshArgs: readonly string[], io: CommandIo, minValidSeconds = 300): Promise<number> {
   const home = io.env.HOME;
   const current = await status({ ...(settings.key ? { key: settings.key } : {}), ...(home ? { home } : {}), now: io.now(), minValidSeconds });
   if (current.state !== 'valid') {
     io.stderr(`sshca: certificate ${current.state}; logging in\n`);
-    await login({ server: requireServer(settings), ...(settings.profile ? { profile: settings.profile } : {}), ...(settings.key ? { key: settings.key } : {}), ...(home ? { home } : {}), env: io.env });
+    const result = await login({ server: requireServer(settings), ...(settings.profile ? { profile: settings.profile } : {}), ...(settings.key ? { key: settings.key } : {}), ...(home ? { home } : {}), env: io.env });
+    if (result.hostTrust?.warning) io.stderr(warningLine(result.hostTrust.warning));
   }
   const paths = keyPaths(settings.key, home);
-  const child = spawn('ssh', ['-i', paths.privateKey, '-o', `CertificateFile=${paths.certificate}`, ...sshArgs], { stdio: 'inherit', env: io.env });
+  const trust = sshHostTrustOptions(home ?? homedir(), sshArgs);
+  const child = spawn('ssh', ['-i', paths.privateKey, '-o', `CertificateFile=${paths.certificate}`, ...trust, ...sshArgs], { stdio: 'inherit', env: io.env });
   return new Promise((resolve, reject) => {
     child.on('error', (err) => reject(new ClientError('CLIENT_SSH_FAILED', `cannot run ssh: ${err.message}`, { cause: err })));
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 1 : 255)));
@@ -39,20 +46,54 @@ export async function caInfo(settings: ClientSettings): Promise<CaInfo> {
   return new ServerApi(requireServer(settings)).caInfo();
 }
 
-/** Prints (or writes) the ssh_config block and, when the server has a host CA, the known_hosts lines. */
-export async function runConfig(settings: ClientSettings, options: { write: boolean; hostPattern: string; json: boolean }, io: CommandIo): Promise<number> {
-  const home = io.env.HOME ?? '';
-  const paths = keyPaths(settings.key, home || undefined);
-  const block = sshConfigBlock({ hostPattern: options.hostPattern, privateKey: paths.privateKey, certificate: paths.certificate });
-  const hostCaKeys = settings.server ? (await caInfo(settings)).hostCaKeys : [];
-  const knownHosts = knownHostsLines(options.hostPattern, hostCaKeys);
-  if (options.write) {
-    await writeManagedBlock(join(home, '.ssh', 'config'), block);
-    if (knownHosts) await writeManagedBlock(join(home, '.ssh', 'known_hosts'), knownHosts);
+/** What `sshca config` was asked for. */
+export interface ConfigOptions {
+  readonly write: boolean;
+  readonly remove: boolean;
+  /** From --host/--all-hosts (validated, remembered); else the settings file's. */
+  readonly hostPatterns?: readonly string[];
+  readonly json: boolean;
+}
+
+/**
+ * Prints (or writes) the ssh_config block and sshca's known_hosts file for
+ * the team's host patterns, and installs the KRL as RevokedHostKeys.
+ */
+export async function runConfig(settings: ClientSettings, options: ConfigOptions, io: CommandIo): Promise<number> {
+  const home = io.env.HOME ?? homedir();
+  if (options.remove) {
+    const removed = await removeHostTrust(home);
+    io.stdout(options.json ? `${JSON.stringify({ removed })}\n` : `removed the sshca block from ${removed[0]} and ${removed.slice(1).join(', ')}\n`);
+    return EXIT.ok;
   }
-  if (options.json) io.stdout(`${JSON.stringify({ sshConfig: block, knownHosts, written: options.write })}\n`);
-  else if (options.write) io.stdout(`updated ${join(home, '.ssh', 'config')}${knownHosts ? ` and ${join(home, '.ssh', 'known_hosts')}` : ''}\n`);
-  else io.stdout(`# ~/.ssh/config\n${block}\n${knownHosts ? `# ~/.ssh/known_hosts\n${knownHosts}\n` : ''}`);
+  const patterns = options.hostPatterns ?? settings.hostPatterns;
+  if (!patterns) throw new ClientError('CLIENT_USAGE', "no host patterns: name the hosts sshca is for, e.g. --host '*.internal,10.*' (remembered), or --all-hosts");
+  const paths = keyPaths(settings.key, home);
+  // Host trust comes from the server; a preview without one shows the login part only.
+  const server = options.write ? requireServer(settings) : settings.server;
+  const setup = server
+    ? await setUpHostTrust({ server, patterns, home, privateKey: paths.privateKey, certificate: paths.certificate, write: options.write })
+    : { sshConfig: sshConfigBlock({ hostPatterns: patterns, privateKey: paths.privateKey, certificate: paths.certificate }), knownHosts: '', knownHostsPath: '', hostCaKeys: 0 } satisfies HostTrustSetup;
+  const saved = options.hostPatterns ? saveSettings(io.env, { hostPatterns: options.hostPatterns }) : undefined;
+  if (setup.warning) io.stderr(warningLine(setup.warning));
+  if (options.json) {
+    io.stdout(`${JSON.stringify({
+      sshConfig: setup.sshConfig, knownHosts: setup.knownHosts, knownHostsPath: setup.knownHostsPath, hostPatterns: patterns, hostCaKeys: setup.hostCaKeys,
+      revokedHostKeys: setup.revokedHostKeys ?? null, written: options.write, ...(saved ? { settingsFile: saved } : {}), ...(setup.warning ? { warning: setup.warning } : {}),
+    })}\n`);
+    return EXIT.ok;
+  }
+  if (!options.write) {
+    io.stdout(`# ~/.ssh/config\n${setup.sshConfig}\n${server ? `# ${setup.knownHostsPath}\n${setup.knownHosts}` : ''}`);
+    if (saved) io.stderr(`sshca: host patterns remembered in ${saved}\n`);
+    return EXIT.ok;
+  }
+  io.stdout(`updated ${home}/.ssh/config for ${patterns.join(', ')}\n`);
+  io.stdout(setup.hostCaKeys
+    ? `  trusting ${setup.hostCaKeys} host CA key(s) of ${server} for those hosts: ${setup.knownHostsPath}\n`
+    : `  ${server} has no host CA: no @cert-authority line written; host keys are checked against ~/.ssh/known_hosts as before\n`);
+  if (setup.revokedHostKeys) io.stdout(`  revoked host keys: ${setup.revokedHostKeys} (refreshed by sshca login)\n`);
+  if (saved) io.stdout(`  host patterns remembered in ${saved}\n`);
   return EXIT.ok;
 }
 

@@ -2,23 +2,25 @@
 // command modules; this file only wires flags to them. Modules that need
 // the AWS SDK are imported only by the commands that sign.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ClientError, EXIT } from './client-error.js';
+import { ClientError, EXIT, warningLine } from './client-error.js';
 import { resolveSettings, requireServer, type ClientSettings } from './client-settings.js';
 import type { CommandIo } from './cli-ssh.js';
 import { durationFlag } from './duration.js';
+import { parseHostPatterns } from './host-patterns.js';
 import { status } from './status.js';
 
 export const USAGE = `usage:
   sshca login  [--server URL] [--profile P] [--principal P]... [--ttl 8h] [--reason TEXT] [--key PATH] [--no-agent] [--quiet] [--json]
   sshca status [--key PATH] [--min-valid 1m] [--quiet] [--json]      (local only: no AWS, no network)
-  sshca ssh    [--server URL] [--profile P] [--key PATH] [--] SSH-ARGS...   (logs in first when needed)
-  sshca config [--server URL] [--host PATTERN] [--write] [--json]     (~/.ssh/config block, known_hosts lines)
+  sshca ssh    [--server URL] [--profile P] [--key PATH] [--] SSH-ARGS...   (logs in first when needed; strict host key checking)
+  sshca config [--server URL] [--host 'P1,P2' | --all-hosts] [--write | --remove] [--json]
+                                                                      (~/.ssh/config block, host CA trust, revoked host keys)
   sshca logout [--key PATH] [--json]
   sshca ca     [--server URL] [--host] [--json]
   sshca revoke (--serial N | --key-id ID | --public-key FILE | --withdraw ID) --reason TEXT [--json]   (admin role)
   sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
 
-Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key"}.
+Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key","hostPatterns"}.
 exit codes: 0 ok, 1 no valid certificate (status) or a record that does not verify (audit verify), 2 usage,
             3 refused by the server (or clock skew), 4 server unreachable or unavailable, 5 AWS credentials problem,
             6 local failure; sshca ssh exits with ssh's own code`;
@@ -56,10 +58,13 @@ async function runLogin(args: readonly string[], io: CommandIo): Promise<number>
     env: io.env,
     noAgent: o['no-agent'] === true,
   });
+  if (result.hostTrust?.warning) io.stderr(warningLine(result.hostTrust.warning));
   if (o.json) io.stdout(`${JSON.stringify(result)}\n`);
   else if (!o.quiet) {
     io.stdout(`certificate for ${result.principals.join(', ')} valid until ${result.validBefore} (serial ${result.serial})\n  ${result.certificatePath}\n`);
     if (result.agentLifetimeSeconds !== undefined) io.stdout(`  added to ssh-agent for ${result.agentLifetimeSeconds}s\n`);
+    const updated = [result.hostTrust?.knownHosts === 'updated' ? 'host CA keys' : '', result.hostTrust?.revokedHostKeys === 'updated' ? 'revoked host keys' : ''].filter(Boolean);
+    if (updated.length) io.stdout(`  updated ${updated.join(' and ')} (~/.ssh/sshca/)\n`);
   }
   return EXIT.ok;
 }
@@ -113,11 +118,14 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
       case 'ssh':
         return await runSshCommand(rest, io);
       case 'config': {
-        const { values: o } = parse(rest, { server: { type: 'string' }, key: { type: 'string' }, host: { type: 'string' }, write: { type: 'boolean' }, json: { type: 'boolean' } });
-        const pattern = str(o.host) ?? '*';
-        if (!/^[\w.*?!,-]+$/.test(pattern)) throw new ClientError('CLIENT_USAGE', '--host must be an ssh_config host pattern');
+        const { values: o } = parse(rest, {
+          server: { type: 'string' }, key: { type: 'string' }, host: { type: 'string' }, 'all-hosts': { type: 'boolean' }, write: { type: 'boolean' }, remove: { type: 'boolean' }, json: { type: 'boolean' },
+        });
+        if (o.write && o.remove) throw new ClientError('CLIENT_USAGE', '--write and --remove exclude each other');
+        const allHosts = o['all-hosts'] === true;
+        const hostPatterns = o.host !== undefined ? parseHostPatterns(o.host as string, allHosts) : allHosts ? ['*'] : undefined;
         const { runConfig } = await import('./cli-ssh.js');
-        return await runConfig(settingsFrom(o, io.env), { write: o.write === true, hostPattern: pattern, json: o.json === true }, io);
+        return await runConfig(settingsFrom(o, io.env), { write: o.write === true, remove: o.remove === true, ...(hostPatterns ? { hostPatterns } : {}), json: o.json === true }, io);
       }
       case 'logout': {
         const { values: o } = parse(rest, { key: { type: 'string' }, json: { type: 'boolean' } });

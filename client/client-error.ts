@@ -29,3 +29,8 @@ export class ClientError extends CodedError {
     return EXIT.local;
   }
 }
+
+/** A warning line, written like an error line (code last) but the command goes on. */
+export function warningLine(warning: { readonly code: string; readonly message: string }): string {
+  return `sshca: warning: ${warning.message} [${warning.code}]\n`;
+}

@@ -1,4 +1,7 @@
-// `sshca login`: prove who you are with AWS credentials, get a certificate.
+// `sshca login`: prove who you are with AWS credentials, get a certificate
+// (and keep the host trust `sshca config --write` set up fresh).
+import { homedir } from 'node:os';
+import { refreshHostTrust, type HostTrustRefresh } from './host-trust.js';
 import { ensureKey, keyPaths, writeCertificate } from './key-files.js';
 import type { UserCertificateResponse } from './server-api.js';
 import { openSignedSession } from './signed-session.js';
@@ -23,6 +26,8 @@ export interface LoginResult extends UserCertificateResponse {
   readonly privateKeyPath: string;
   /** Seconds the agent keeps the key, when it was loaded. */
   readonly agentLifetimeSeconds?: number;
+  /** Present once `sshca config --write` set host trust up. */
+  readonly hostTrust?: HostTrustRefresh;
 }
 
 export async function login(options: LoginOptions): Promise<LoginResult> {
@@ -40,11 +45,16 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
     endpoint,
   );
   await writeCertificate(paths, response.certificate);
+  // Never fails the login: a stale host CA list or KRL is a warning, the old files stay.
+  const hostTrust = await refreshHostTrust(options.home ?? homedir());
   let agentLifetimeSeconds: number | undefined;
   if (options.env?.SSH_AUTH_SOCK && !options.noAgent) {
     // The agent forgets the key when the certificate expires, not later.
     agentLifetimeSeconds = Math.floor((Date.parse(response.validBefore) - Date.now()) / 1000);
     await addToAgent(paths, agentLifetimeSeconds, options.env);
   }
-  return { ...response, certificatePath: paths.certificate, privateKeyPath: paths.privateKey, ...(agentLifetimeSeconds !== undefined ? { agentLifetimeSeconds } : {}) };
+  return {
+    ...response, certificatePath: paths.certificate, privateKeyPath: paths.privateKey,
+    ...(agentLifetimeSeconds !== undefined ? { agentLifetimeSeconds } : {}), ...(hostTrust ? { hostTrust } : {}),
+  };
 }

@@ -83,12 +83,22 @@ export class ServerApi {
     return this.call('GET', path);
   }
 
-  private async call(method: string, path: string, body?: string, token?: string, rawText = false): Promise<unknown> {
-    let response: Response;
+  /**
+   * A public GET of raw bytes with `If-None-Match`: the files `sshca login`
+   * keeps fresh (host CA list, KRL) are fetched again only when they changed.
+   */
+  async conditionalGet(path: string, etag: string | undefined): Promise<{ notModified: true } | { notModified: false; bytes: Buffer; etag: string | undefined }> {
+    const response = await this.send('GET', path, { accept: '*/*', ...(etag ? { 'if-none-match': etag } : {}) });
+    if (response.status === 304) return { notModified: true };
+    if (!response.ok) throw this.refusal(response, await response.text());
+    return { notModified: false, bytes: Buffer.from(await response.arrayBuffer()), etag: response.headers.get('etag') ?? undefined };
+  }
+
+  private async send(method: string, path: string, headers: Record<string, string>, body?: string): Promise<Response> {
     try {
-      response = await fetch(`${this.base}${path}`, {
+      return await fetch(`${this.base}${path}`, {
         method,
-        headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `SSHCA-AWS4 ${token}` } : {}) },
+        headers,
         ...(body !== undefined ? { body } : {}),
         redirect: 'error',
         signal: AbortSignal.timeout(this.timeoutMs),
@@ -101,24 +111,35 @@ export class ServerApi {
       }
       throw new ClientError('CLIENT_SERVER_UNREACHABLE', `cannot reach the sshca server at ${this.base} (${detail})`, { cause: err });
     }
+  }
+
+  private async call(method: string, path: string, body?: string, token?: string, rawText = false): Promise<unknown> {
+    const response = await this.send(method, path, { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `SSHCA-AWS4 ${token}` } : {}) }, body);
     const text = await response.text();
     if (rawText && response.ok) return text;
+    if (!response.ok) throw this.refusal(response, text);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new ClientError('CLIENT_BAD_RESPONSE', `the server at ${this.base} answered ${response.status} with something that is not JSON`);
+    }
+  }
+
+  /** The server's refusal as a ClientError with the server's code. */
+  private refusal(response: Response, text: string): ClientError {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new ClientError('CLIENT_BAD_RESPONSE', `the server at ${this.base} answered ${response.status} with something that is not JSON`);
+      return new ClientError('CLIENT_BAD_RESPONSE', `the server at ${this.base} answered ${response.status} with something that is not JSON`);
     }
-    if (!response.ok) {
-      const { code, message } = (parsed ?? {}) as { code?: string; message?: string };
-      // A 401 says nothing about why; a clock far from the server's is the one cause we can see from here.
-      const serverTime = Date.parse(response.headers.get('date') ?? '');
-      const skewMinutes = Number.isNaN(serverTime) ? 0 : Math.round((Date.now() - serverTime) / 60_000);
-      if (code === 'AUTHN_FAILED' && Math.abs(skewMinutes) >= 4) {
-        throw new ClientError('CLIENT_CLOCK_SKEW', `your clock is ${Math.abs(skewMinutes)} minutes ${skewMinutes > 0 ? 'ahead of' : 'behind'} the server's; sign-ins are valid for 5 minutes. Fix the clock (NTP) and retry`);
-      }
-      throw new ClientError(typeof code === 'string' ? code : 'CLIENT_BAD_RESPONSE', typeof message === 'string' ? message : `server answered ${response.status}`);
+    const { code, message } = (parsed ?? {}) as { code?: string; message?: string };
+    // A 401 says nothing about why; a clock far from the server's is the one cause we can see from here.
+    const serverTime = Date.parse(response.headers.get('date') ?? '');
+    const skewMinutes = Number.isNaN(serverTime) ? 0 : Math.round((Date.now() - serverTime) / 60_000);
+    if (code === 'AUTHN_FAILED' && Math.abs(skewMinutes) >= 4) {
+      return new ClientError('CLIENT_CLOCK_SKEW', `your clock is ${Math.abs(skewMinutes)} minutes ${skewMinutes > 0 ? 'ahead of' : 'behind'} the server's; sign-ins are valid for 5 minutes. Fix the clock (NTP) and retry`);
     }
-    return parsed;
+    return new ClientError(typeof code === 'string' ? code : 'CLIENT_BAD_RESPONSE', typeof message === 'string' ? message : `server answered ${response.status}`);
   }
 }

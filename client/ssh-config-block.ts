@@ -1,42 +1,79 @@
-// `sshca config`: the ~/.ssh/config block and known_hosts lines that make
-// plain `ssh` use sshca, written idempotently between markers.
+// `sshca config`: the ~/.ssh/config block that makes plain `ssh` use sshca
+// (certificate, host trust), written idempotently between markers.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const BEGIN = '# >>> sshca (managed by `sshca config --write`; edits inside are replaced) >>>';
 const END = '# <<< sshca <<<';
 
-/** The ssh_config block: certificate-backed identity for `hostPattern`, logging in first when needed. */
-export function sshConfigBlock(options: { hostPattern: string; privateKey: string; certificate: string }): string {
-  return [
-    `Match host ${options.hostPattern} exec "sshca status --quiet || sshca login --quiet"`,
-    `    IdentityFile ${options.privateKey}`,
-    `    CertificateFile ${options.certificate}`,
-  ].join('\n');
+/** The host trust files the block points ssh at (see host-trust.ts). */
+export interface HostTrustConfig {
+  /** The user's own known_hosts first: ssh adds hosts it learns to the first file, and sshca's is rewritten. */
+  readonly knownHostsFiles: readonly string[];
+  /** Only once a real KRL has been saved: a RevokedHostKeys file ssh cannot read makes it refuse every host. */
+  readonly revokedHostKeys?: string;
 }
 
-/** known_hosts lines trusting the host CA for `hostPattern`. */
-export function knownHostsLines(hostPattern: string, hostCaKeys: readonly string[]): string {
-  return hostCaKeys.map((k) => `@cert-authority ${hostPattern} ${k.split(/\s+/).slice(0, 2).join(' ')}`).join('\n');
+/** A path as an ssh_config value (quoted when it holds spaces). */
+export function sshConfigPath(path: string): string {
+  return /\s/.test(path) ? `"${path}"` : path;
 }
 
 /**
- * Puts `content` between our markers in `path`, replacing a previous block:
- * running it twice leaves one block. Atomic (write then rename), 0600.
+ * The ssh_config block: certificate-backed identity for the hosts that
+ * match `hostPatterns`, logging in first when needed, and (with
+ * `hostTrust`) sshca's known_hosts and revoked host keys for them.
  */
-export async function writeManagedBlock(path: string, content: string): Promise<void> {
-  let current = '';
+export function sshConfigBlock(options: { hostPatterns: readonly string[]; privateKey: string; certificate: string; hostTrust?: HostTrustConfig }): string {
+  const hosts = options.hostPatterns.join(',');
+  const lines = [
+    `Match host ${hosts} exec "sshca status --quiet || sshca login --quiet"`,
+    `    IdentityFile ${sshConfigPath(options.privateKey)}`,
+    `    CertificateFile ${sshConfigPath(options.certificate)}`,
+  ];
+  if (options.hostTrust) {
+    // Its own Match, without the exec: host keys are checked even when a login fails.
+    lines.push(`Match host ${hosts}`, `    UserKnownHostsFile ${options.hostTrust.knownHostsFiles.map(sshConfigPath).join(' ')}`);
+    if (options.hostTrust.revokedHostKeys) lines.push(`    RevokedHostKeys ${sshConfigPath(options.hostTrust.revokedHostKeys)}`);
+  }
+  // Back to every host: whatever follows our block in the file is not ours.
+  lines.push('Match all');
+  return lines.join('\n');
+}
+
+async function readIfExists(path: string): Promise<string> {
   try {
-    current = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return '';
   }
+}
+
+/** The file without our block (and whether it had one). */
+function withoutBlock(current: string): { rest: string; had: boolean } {
   const start = current.indexOf(BEGIN);
   const end = current.indexOf(END, start);
-  const without = start >= 0 && end >= 0 ? `${current.slice(0, start)}${current.slice(end + END.length).replace(/^\n/, '')}` : current;
-  const base = without.length > 0 && !without.endsWith('\n') ? `${without}\n` : without;
+  if (start < 0 || end < 0) return { rest: current, had: false };
+  return { rest: `${current.slice(0, start)}${current.slice(end + END.length).replace(/^\n/, '')}`, had: true };
+}
+
+/** Whether `path` holds our block (a user who removed it has opted out). */
+export async function hasManagedBlock(path: string): Promise<boolean> {
+  return withoutBlock(await readIfExists(path)).had;
+}
+
+/**
+ * Puts `content` between our markers in `path`, replacing a previous block
+ * (running it twice leaves one block), or removes the block when `content`
+ * is undefined. Atomic (write then rename), 0600.
+ */
+export async function writeManagedBlock(path: string, content: string | undefined): Promise<void> {
+  const { rest, had } = withoutBlock(await readIfExists(path));
+  if (content === undefined && !had) return;
+  const base = rest.length > 0 && !rest.endsWith('\n') ? `${rest}\n` : rest;
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.sshca-${process.pid}`;
-  await writeFile(tmp, `${base}${BEGIN}\n${content}\n${END}\n`, { mode: 0o600 });
+  await writeFile(tmp, content === undefined ? base : `${base}${BEGIN}\n${content}\n${END}\n`, { mode: 0o600 });
   await rename(tmp, path);
 }

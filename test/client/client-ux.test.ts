@@ -112,7 +112,7 @@ t.test('sshca config: a block ssh itself accepts, written once however often', n
   const other = await sshG('example.com');
   t.notMatch(other, /sshca\/id_ed25519-cert\.pub/, 'other hosts are untouched');
   const printed = JSON.parse((await runCli(['config', '--json'], env)).stdout);
-  t.match(printed.sshConfig, /^Match host \* exec "sshca status --quiet \|\| sshca login --quiet"/);
+  t.match(printed.sshConfig, /^Match host \*\.internal exec "sshca status --quiet \|\| sshca login --quiet"/, 'the remembered host patterns');
 });
 
 t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpenSsh, async (t) => {
@@ -121,7 +121,7 @@ t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpe
   const home = join(dir, 'home');
   const env = devLoginEnv(dev.dataDir, home);
   t.equal((await runCli(['ca', '--server', dev.url], env)).stdout, await (await fetch(`${dev.url}/v1/ca/user.pub`)).text(), 'ca prints the user CA');
-  t.same(JSON.parse((await runCli(['ca', '--server', dev.url, '--host', '--json'], env)).stdout), { hostCaKeys: [] });
+  t.same(JSON.parse((await runCli(['ca', '--server', dev.url, '--host', '--json'], env)).stdout), { hostCaKeys: (await (await fetch(`${dev.url}/v1/ca/host.pub`)).text()).trim().split('\n') });
 
   const dead = `http://127.0.0.1:${await freePort()}`;
   const configDir = join(home, '.config', 'sshca');
