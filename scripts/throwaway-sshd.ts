@@ -56,7 +56,8 @@ export interface ThrowawaySshd {
   stop(): Promise<void>;
 }
 
-async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Resolves once something listens on the loopback `port`; rejects when `child` exits first or time runs out. */
+export async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}`);
