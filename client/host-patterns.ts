@@ -9,8 +9,15 @@ import { ClientError } from './client-error.js';
  */
 const PATTERN = /^!?[A-Za-z0-9.*?:_[\]-]{1,253}$/;
 
-/** A pattern of wildcards alone matches every host (github.com included). */
-const MATCHES_EVERYTHING = /^[*?]+$/;
+/**
+ * A pattern with no label of its own matches (nearly) every host, github.com
+ * included: `*`, `*.*`, `[*]:*`, `*.?*`. Each label (between dots, port and
+ * brackets aside) is only wildcards.
+ */
+function matchesEverything(pattern: string): boolean {
+  const host = pattern.replace(/^!/, '').replace(/^\[(.*)\](?::.*)?$/, '$1');
+  return host.split('.').every((label) => /^[*?]*$/.test(label));
+}
 
 /** Why `pattern` is not a usable host pattern, or undefined when it is. */
 export function hostPatternProblem(pattern: string, allHosts: boolean): string | undefined {
@@ -20,7 +27,7 @@ export function hostPatternProblem(pattern: string, allHosts: boolean): string |
   if (!PATTERN.test(pattern)) return `host pattern ${JSON.stringify(pattern)} is not an ssh host pattern (letters, digits, . - _ : [ ] and the wildcards * ?)`;
   // Trusting the host CA (and logging in) for every host would hand any host CA
   // signature authority over github.com too: only when asked for in so many words.
-  if (MATCHES_EVERYTHING.test(pattern) && !allHosts) return `host pattern ${JSON.stringify(pattern)} matches every host; give --all-hosts if that is really meant`;
+  if (matchesEverything(pattern) && !allHosts) return `host pattern ${JSON.stringify(pattern)} matches every host; give --all-hosts if that is really meant`;
   return undefined;
 }
 

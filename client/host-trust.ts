@@ -68,7 +68,8 @@ export async function setUpHostTrust(options: { server: string; patterns: readon
   const knownHosts = knownHostsFile(api.audience, options.patterns, ca.keys);
   const block = (krlSaved: boolean) => sshConfigBlock({ hostPatterns: options.patterns, privateKey: options.privateKey, certificate: options.certificate, hostTrust: hostTrustConfig(paths, krlSaved) });
   const summary = { knownHosts, knownHostsPath: paths.knownHosts, hostCaKeys: ca.keys.length };
-  if (!options.write) return { ...summary, sshConfig: block(true), revokedHostKeys: paths.revokedHostKeys };
+  // A preview names RevokedHostKeys only when the file is there: pasted without it, ssh would refuse every matching host.
+  if (!options.write) return { ...summary, sshConfig: block(existsSync(paths.revokedHostKeys)), revokedHostKeys: paths.revokedHostKeys };
 
   await mkdir(dirname(paths.knownHosts), { recursive: true, mode: 0o700 });
   let previous: HostTrustState | undefined;

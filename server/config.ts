@@ -139,8 +139,6 @@ function audienceUrl(env: NodeJS.ProcessEnv): string {
     if (err instanceof ServerUrlError) throw new ConfigError(`SSHCA_AUDIENCE must be the server's URL as clients use it, like https://sshca.example.com: ${err.message}`);
     throw err;
   }
-  const { protocol, hostname } = new URL(audience);
-  if (protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) throw new ConfigError('SSHCA_AUDIENCE must be an https URL (http only for a loopback host)');
   return audience;
 }
 

@@ -46,6 +46,8 @@ export interface DevInstance {
   readonly publicDnsName?: string;
   readonly publicIpAddress?: string;
   readonly tags?: Readonly<Record<string, string>>;
+  /** IMDS settings; default IMDSv2 only (`required`) with hop limit 1. */
+  readonly metadataOptions?: { readonly httpTokens: 'required' | 'optional'; readonly httpPutResponseHopLimit: number };
   /** Instances launched together share one; default: one of its own. */
   readonly reservationId?: string;
 }
@@ -147,7 +149,13 @@ function instanceXml(i: DevInstance): string {
     // EC2 leaves tagSet out for an untagged instance.
     tags.length === 0 ? '' : items('tagSet', tags),
     items('networkInterfaceSet', terminated ? [] : [networkInterface]),
+    metadataOptionsXml(i.metadataOptions ?? { httpTokens: 'required', httpPutResponseHopLimit: 1 }),
   ].join('');
+}
+
+/** `metadataOptions`, as EC2 describes an instance's IMDS settings. */
+function metadataOptionsXml(o: NonNullable<DevInstance['metadataOptions']>): string {
+  return `<metadataOptions>${text('state', 'applied')}${text('httpTokens', o.httpTokens)}${text('httpPutResponseHopLimit', o.httpPutResponseHopLimit)}${text('httpEndpoint', 'enabled')}</metadataOptions>`;
 }
 
 /** The `DescribeInstancesResponse` for `instances`, one reservation per reservation id. */

@@ -19,6 +19,8 @@ export interface Ec2Instance {
   readonly publicDnsName?: string;
   readonly publicIpAddress?: string;
   readonly tags: ReadonlyMap<string, string>;
+  /** IMDS as EC2 says it is configured: `required` = IMDSv2 only; the token PUT's hop limit. */
+  readonly imds: { readonly httpTokens?: string; readonly hopLimit?: number };
 }
 
 /** Looks instances up; undefined when EC2 does not know the instance in that account and region. */
@@ -73,5 +75,9 @@ function fromEc2(i: Instance, accountId: string, region: string): Ec2Instance {
     ...(publicDnsName ? { publicDnsName } : {}),
     ...(publicIpAddress ? { publicIpAddress } : {}),
     tags: new Map((i.Tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? ''])),
+    imds: {
+      ...(i.MetadataOptions?.HttpTokens ? { httpTokens: i.MetadataOptions.HttpTokens } : {}),
+      ...(i.MetadataOptions?.HttpPutResponseHopLimit !== undefined ? { hopLimit: i.MetadataOptions.HttpPutResponseHopLimit } : {}),
+    },
   };
 }

@@ -2,6 +2,7 @@
 // Every principal comes from EC2's own answer, never from the request.
 import { isIPv4, isIPv6 } from 'node:net';
 import { PolicyError } from '../errors.js';
+import { INSTANCE_ID } from '../identity/caller-identity.js';
 import type { Ec2Instance } from '../hosts/instance-directory.js';
 import type { HostRules } from './policy-file.js';
 
@@ -15,6 +16,8 @@ export interface HostDecision {
 
 /** A DNS host name: letters, digits, hyphens, dots; no wildcard, no trailing dot; compared in lower case. */
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+/** A name from the name tag: at least two labels, and a top-level label that is not all digits (so never an IPv4 address). */
+const TAGGED_NAME = /^[^.]+(?:\.[^.]+)*\.[a-z0-9-]*[a-z-][a-z0-9-]*$/;
 /** States in which an instance is (about to be) the machine it claims to be. */
 const LIVE_STATES = new Set(['pending', 'running']);
 
@@ -31,6 +34,14 @@ export function decideHost(rules: HostRules, instance: Ec2Instance): HostDecisio
   if (!LIVE_STATES.has(instance.state)) throw new PolicyError('POLICY_HOST_INSTANCE_STATE', `instance ${instance.instanceId} is ${instance.state}`);
   if (rules.vpcs && (instance.vpcId === undefined || !rules.vpcs.includes(instance.vpcId))) {
     throw new PolicyError('POLICY_HOST_VPC', `instance ${instance.instanceId} is not in an allowed VPC`);
+  }
+  // The identity role's credentials are only as safe as IMDS: with IMDSv1 an
+  // SSRF in any web app on the instance reads them; with a hop limit above 1
+  // every container on it does. Either way someone other than the instance's
+  // root could get a host certificate for a key of their own.
+  if (instance.imds.httpTokens !== 'required') throw new PolicyError('POLICY_HOST_IMDS', `instance ${instance.instanceId} allows IMDSv1 (HttpTokens ${instance.imds.httpTokens ?? 'unknown'}); require IMDSv2`);
+  if (instance.imds.hopLimit === undefined || instance.imds.hopLimit > rules.maxImdsHopLimit) {
+    throw new PolicyError('POLICY_HOST_IMDS', `instance ${instance.instanceId} has IMDS hop limit ${instance.imds.hopLimit ?? 'unknown'}, above the policy's maxImdsHopLimit ${rules.maxImdsHopLimit}`);
   }
   for (const { key, values } of rules.tags ?? []) {
     const value = instance.tags.get(key);
@@ -50,8 +61,10 @@ export function decideHost(rules: HostRules, instance: Ec2Instance): HostDecisio
   for (const raw of tagged?.split(/[\s,]+/).filter((s) => s !== '') ?? []) {
     const name = raw.toLowerCase();
     const inDomain = !rules.nameDomains || rules.nameDomains.some((d) => name === d || name.endsWith(`.${d}`));
-    // Never a wildcard or a pattern: an instance owner who can tag must not be able to claim every host.
-    if (HOST_NAME.test(name) && inDomain) names.push(name);
+    // Never a wildcard or a pattern, and only what is unmistakably a DNS name:
+    // an instance owner who can tag must not claim every host, an address
+    // (`10.0.0.9`), another instance's id or a single-label name (`localhost`).
+    if (HOST_NAME.test(name) && TAGGED_NAME.test(name) && !INSTANCE_ID.test(name) && inDomain) names.push(name);
     else ignoredNames.push(raw.slice(0, 80));
   }
   return { principals: [...new Set([...names, ...addresses, ...v6])], ttlSeconds: rules.ttlSeconds, ignoredNames };

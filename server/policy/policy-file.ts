@@ -49,6 +49,8 @@ export interface HostRules {
   readonly nameTag?: string;
   /** Names from the tag must be one of these domains or below one (lower case); unset: any valid name. */
   readonly nameDomains?: readonly string[];
+  /** The highest IMDS hop limit an instance may have (default 1: no container on it reaches IMDS through a bridge). */
+  readonly maxImdsHopLimit: number;
   readonly ttlSeconds: number;
 }
 
@@ -312,7 +314,9 @@ function validate(text: string, source: string): PolicyDocument {
   function hostRules(raw: unknown, topAccounts: readonly string[]): HostRules {
     const at = ['hosts'];
     // `hosts: {}` (or an empty `hosts:`) switches host certificates on with every default.
-    const h = obj(raw ?? {}, at, ['accounts', 'regions', 'vpcs', 'tags', 'nameTag', 'nameDomains', 'ttl']);
+    const h = obj(raw ?? {}, at, ['accounts', 'regions', 'vpcs', 'tags', 'nameTag', 'nameDomains', 'maxImdsHopLimit', 'ttl']);
+    const hop = h.maxImdsHopLimit ?? 1;
+    if (typeof hop !== 'number' || !Number.isInteger(hop) || hop < 1 || hop > 64) fail([...at, 'maxImdsHopLimit'], 'expected a whole number from 1 to 64 (EC2\'s range)');
     const hostAccounts =
       h.accounts === undefined
         ? topAccounts
@@ -344,6 +348,7 @@ function validate(text: string, source: string): PolicyDocument {
       ...(tags ? { tags } : {}),
       ...(typeof h.nameTag === 'string' ? { nameTag: h.nameTag } : {}),
       ...(nameDomains ? { nameDomains } : {}),
+      maxImdsHopLimit: hop as number,
       ttlSeconds,
     };
   }

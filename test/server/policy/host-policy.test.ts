@@ -22,6 +22,7 @@ const instance = (over: Partial<Ec2Instance> = {}): Ec2Instance => ({
   publicDnsName: 'ec2-3-4-5-6.compute-1.amazonaws.com',
   publicIpAddress: '3.4.5.6',
   tags: new Map([['Environment', 'prod'], ['sshca:hostnames', 'web-1.corp.example.com, web.internal *.corp.example.com evil.example.org']]),
+  imds: { httpTokens: 'required', hopLimit: 1 },
   ...over,
 });
 
@@ -71,6 +72,10 @@ t.test('principals come from EC2 only; state, VPC and tags refuse with their cod
   const anyDomain = decideHost(hostsOf(`  nameTag: 'sshca:hostnames'\n`), instance());
   t.ok(anyDomain.principals.includes('web.internal') && anyDomain.principals.includes('evil.example.org'), 'without nameDomains any valid name counts');
   t.same(anyDomain.ignoredNames, ['*.corp.example.com'], 'but never a wildcard');
+  // Names that are not unmistakably DNS names: an address, another instance's id, a single label.
+  const claims = decideHost(hostsOf(`  nameTag: 'sshca:hostnames'\n`), instance({ tags: new Map([['sshca:hostnames', '10.0.0.9 i-0aaaaaaaaaaaaaaaa localhost 127.0.0.1 169.254.169.254 db.10 ok.example.com']]) }));
+  t.same(claims.ignoredNames, ['10.0.0.9', 'i-0aaaaaaaaaaaaaaaa', 'localhost', '127.0.0.1', '169.254.169.254', 'db.10']);
+  t.ok(claims.principals.includes('ok.example.com'));
   t.notOk(decideHost(open, instance()).principals.includes('web.internal'), 'no name tag configured: tags add no names');
   for (const state of ['stopped', 'stopping', 'terminated', 'shutting-down']) {
     t.throws(() => decideHost(open, instance({ state })), { code: 'POLICY_HOST_INSTANCE_STATE' }, state);
@@ -81,4 +86,10 @@ t.test('principals come from EC2 only; state, VPC and tags refuse with their cod
   t.throws(() => decideHost(hostsOf('  tags: { Environment: dev }\n'), instance()), { code: 'POLICY_HOST_TAG' });
   t.throws(() => decideHost(hostsOf('  tags: { Owner: ops }\n'), instance()), { code: 'POLICY_HOST_TAG' }, 'missing tag');
   t.ok(decideHost(hostsOf('  tags: { Environment: [dev, prod] }\n'), instance()));
+  // IMDS: v2 only, hop limit at most the policy's (default 1).
+  t.throws(() => decideHost(open, instance({ imds: { httpTokens: 'optional', hopLimit: 1 } })), { code: 'POLICY_HOST_IMDS' }, 'IMDSv1 allowed');
+  t.throws(() => decideHost(open, instance({ imds: {} })), { code: 'POLICY_HOST_IMDS' }, 'EC2 said nothing about IMDS');
+  t.throws(() => decideHost(open, instance({ imds: { httpTokens: 'required', hopLimit: 2 } })), { code: 'POLICY_HOST_IMDS' }, 'hop limit 2 (containers reach IMDS)');
+  t.ok(decideHost(hostsOf('  maxImdsHopLimit: 2\n'), instance({ imds: { httpTokens: 'required', hopLimit: 2 } })), 'allowed when the policy says so');
+  t.throws(() => parsePolicyFile(`${base}hosts:\n  maxImdsHopLimit: 0\n`, 'p.yaml'), { code: 'CONFIG_POLICY_INVALID' });
 });

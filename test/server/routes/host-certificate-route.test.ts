@@ -118,12 +118,17 @@ t.test('every refusal has its own code and is on the record', needsOpenSsh, asyn
   }
   const tagged = s.ec2.addInstance({ tags: { Environment: 'dev' } });
   t.equal((await s.request(sts.mintInstanceIdentity(tagged.instanceId))).json().code, 'POLICY_HOST_TAG', 'a tag not allowed');
+  // IMDS as EC2 reports it (MetadataOptions, read by the SDK): IMDSv1 or a hop limit that lets containers in.
+  const imdsV1 = s.ec2.addInstance({ tags: { Environment: 'prod' }, metadataOptions: { httpTokens: 'optional', httpPutResponseHopLimit: 1 } });
+  t.equal((await s.request(sts.mintInstanceIdentity(imdsV1.instanceId))).json().code, 'POLICY_HOST_IMDS', 'IMDSv1 allowed on the instance');
+  const hop2 = s.ec2.addInstance({ tags: { Environment: 'prod' }, metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2 } });
+  t.equal((await s.request(sts.mintInstanceIdentity(hop2.instanceId))).json().code, 'POLICY_HOST_IMDS', 'hop limit 2');
   // The other way round: an instance identity never gets a user certificate, whatever rule matches its account.
   const asUser = await s.request(sts.mintInstanceIdentity(FIXTURE_INSTANCES.running.instanceId), { region: undefined }, '/v1/certs/user');
   t.equal(asUser.statusCode, 403);
   t.equal(asUser.json().code, 'POLICY_INSTANCE_IDENTITY');
   const refusals = (await s.app.audit.query({ kind: 'refused' }, { limit: 100 })).records.map((r) => r.data.code);
-  for (const code of ['POLICY_NOT_INSTANCE_IDENTITY', 'POLICY_HOST_INSTANCE_STATE', 'POLICY_HOST_INSTANCE_UNKNOWN', 'POLICY_HOST_ACCOUNT', 'POLICY_HOST_VPC', 'POLICY_HOST_REGION', 'POLICY_HOST_TAG', 'POLICY_INSTANCE_IDENTITY']) {
+  for (const code of ['POLICY_HOST_IMDS', 'POLICY_NOT_INSTANCE_IDENTITY', 'POLICY_HOST_INSTANCE_STATE', 'POLICY_HOST_INSTANCE_UNKNOWN', 'POLICY_HOST_ACCOUNT', 'POLICY_HOST_VPC', 'POLICY_HOST_REGION', 'POLICY_HOST_TAG', 'POLICY_INSTANCE_IDENTITY']) {
     t.ok(refusals.includes(code), `${code} is on the audit record`);
   }
 });
