@@ -3,8 +3,15 @@
 // good only at the server the user meant (a look-alike URL yields a token
 // naming the look-alike, which the real server refuses).
 
-/** The hosts plain http may name (URL's own spelling of them). */
-const LOOPBACK_HOSTS: readonly string[] = ['127.0.0.1', 'localhost', '[::1]'];
+/**
+ * Whether plain http may name `hostname` (URL's spelling): this machine only —
+ * `localhost`, 127.0.0.0/8, `[::1]` and IPv4-mapped 127.0.0.0/8 (`[::ffff:7f00:1]`).
+ */
+function isLoopback(hostname: string): boolean {
+  if (hostname === 'localhost' || hostname === '[::1]') return true;
+  if (/^127(?:\.\d{1,3}){3}$/.test(hostname)) return true;
+  return /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
+}
 
 /** Why a server URL cannot be an audience. */
 export class ServerUrlError extends Error {
@@ -30,6 +37,6 @@ export function canonicalServerUrl(value: string, options: { allowPath?: boolean
   if (!options.allowPath && url.pathname !== '/') throw new ServerUrlError(`${value}: no path`);
   // Plain http only to this machine: anyone on the path could otherwise
   // answer for the server (a host CA of theirs, a CA list, a KRL).
-  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.includes(url.hostname)) throw new ServerUrlError(`${value}: https only (http only for 127.0.0.1, localhost or [::1])`);
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) throw new ServerUrlError(`${value}: https only (plain http only for a loopback address)`);
   return url.origin;
 }
