@@ -10,6 +10,7 @@ import type { CheckpointSigner } from './audit/checkpoint-signer.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import type { Signer } from './ca/signer.js';
 import type { InstanceDirectory } from './hosts/instance-directory.js';
+import type { Metrics } from './metrics.js';
 import type { Clock } from './clock.js';
 import type { DevInstanceAws } from './dev/dev-instance.js';
 import type { DevIdentity } from './dev/dev-sts.js';
@@ -68,6 +69,8 @@ export interface AppDeps {
   readonly trustedProxies?: readonly string[];
   /** How often anonymous refusals go on the chain as one summary record; default 60 s. */
   readonly refusalSummaryIntervalMs?: number;
+  /** Operators' metrics (served by main.ts on a listener of its own); a private registry when absent. */
+  readonly metrics?: Metrics;
   /** Present only in dev mode: enables /dev/sts. */
   readonly devSts?: DevIdentity;
   /** Dev mode only: the dev instance, its /dev/ec2/ and /dev/imds endpoints (host certificates without AWS). */
@@ -77,6 +80,7 @@ export interface AppDeps {
 
 /** What routes receive: the deps plus the app's own refusal counter and caches. */
 export interface RouteDeps extends AppDeps {
+  readonly metrics: Metrics;
   readonly refusals: RefusalAggregator;
   readonly caLists: CaLists;
   readonly krl: KrlCache;

@@ -7,6 +7,7 @@ import { DEFAULT_RATE_LIMITS, RATE_LIMIT_IPV6_PREFIX, type AppDeps, type RouteDe
 import { RefusalAggregator } from './audit/refusal-aggregator.js';
 import { CaLists } from './ca/ca-lists.js';
 import { publishedCaKeys } from './ca/published-ca-keys.js';
+import { Metrics } from './metrics.js';
 import { KrlCache } from './revocation/krl-cache.js';
 import { registerDevSts } from './dev/dev-sts.js';
 import { AuthnError, RequestError, SshcaError, UNIFORM_AUTHN_CODE, UNIFORM_AUTHN_MESSAGE } from './errors.js';
@@ -39,6 +40,8 @@ declare module 'fastify' {
     rawBody?: Buffer;
     /** Set once the refusal of this request has been recorded or counted. */
     refusalRecorded?: boolean;
+    /** The authenticated caller's ARN, once known (for the refusal's log line). */
+    callerArn?: string;
   }
   interface FastifyContextConfig {
     access?: RouteAccess;
@@ -51,6 +54,16 @@ declare module 'fastify' {
 
 function accessOf(request: FastifyRequest): RouteAccess | undefined {
   return request.routeOptions.config?.access;
+}
+
+/** The refusal metric's `kind`: which part of the service said no. */
+function routeKind(request: FastifyRequest): string {
+  const url = request.routeOptions.url ?? '';
+  if (url === '/v1/certs/user') return 'user';
+  if (url === '/v1/certs/host') return 'host';
+  if (url.startsWith('/v1/revocations')) return 'revocation';
+  if (url.startsWith('/v1/audit')) return 'audit';
+  return 'other';
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -68,12 +81,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   refusals.start(deps.refusalSummaryIntervalMs ?? DEFAULT_REFUSAL_SUMMARY_INTERVAL_MS);
   app.addHook('onClose', () => refusals.stop());
   app.decorate('flushRefusals', () => refusals.flush());
-  const routeDeps: RouteDeps = {
-    ...deps,
-    refusals,
-    caLists: new CaLists(deps),
-    krl: new KrlCache({ audit: deps.audit, caKeys: () => publishedCaKeys(deps), clock: deps.clock }),
-  };
+  const metrics = deps.metrics ?? new Metrics();
+  const krl = new KrlCache({ audit: deps.audit, caKeys: () => publishedCaKeys(deps), clock: deps.clock });
+  metrics.watchKrl(async () => {
+    const built = await krl.current();
+    return { version: built.version, revokedCertificates: built.revokedCertificates, revokedKeys: built.revokedKeys.size };
+  });
+  const routeDeps: RouteDeps = { ...deps, metrics, refusals, caLists: new CaLists(deps), krl };
 
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
@@ -88,8 +102,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     const { status, code, message } = describeError(error);
-    if (status >= 500) request.log.error({ err: error, code }, 'request failed');
-    else request.log.info({ code, reasonCode: error instanceof SshcaError ? error.code : undefined, reason: (error as Error).message }, 'request refused');
+    // The specific reason (not only the uniform 401) and the caller when known: what an operator greps for.
+    const reasonCode = error instanceof SshcaError ? error.code : code;
+    const caller = request.callerArn;
+    if (status >= 500) request.log.error({ err: error, code, reasonCode, caller }, 'request failed');
+    else request.log.info({ code, reasonCode, caller, reason: (error as Error).message }, 'request refused');
+    metrics.refused(routeKind(request), reasonCode);
     // Refused before any handler could record it (schema, body, rate limit): counted, never a record of its own.
     if (status < 500 && accessOf(request) !== undefined && !request.refusalRecorded) {
       request.refusalRecorded = true;

@@ -29,7 +29,12 @@ interface CommonConfig {
   readonly trustedProxies: readonly string[];
   /** `postgres://…`: the shared store; absent: SQLite. */
   readonly store?: string;
+  /** GET /metrics on its own listener (SSHCA_METRICS_HOST, SSHCA_METRICS_PORT); absent: off. */
+  readonly metrics?: { readonly host: string; readonly port: number };
 }
+
+/** Prometheus metrics on loopback by default; production's port is fixed (9464), dev mode's is any free one. */
+export const DEFAULT_METRICS_PORT = 9464;
 
 /** `sshca-server --dev`: the embedded default, no AWS. */
 export interface DevConfig extends CommonConfig {
@@ -85,7 +90,7 @@ production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOIN
 SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_EC2_ROLE, SSHCA_EC2_ENDPOINT, SSHCA_AWS_STS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS; both modes: SSHCA_TRUSTED_PROXIES, SSHCA_RATE_LIMIT_PER_MINUTE,
-SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE, SSHCA_REFUSAL_SUMMARY_SECONDS (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
+SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE, SSHCA_REFUSAL_SUMMARY_SECONDS, SSHCA_METRICS_HOST, SSHCA_METRICS_PORT (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
 
 function port(value: string, name: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
@@ -106,7 +111,10 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 }
 
 /** Settings both modes share. */
-function commonSettings(env: NodeJS.ProcessEnv): Pick<CommonConfig, 'rateLimits' | 'refusalSummaryIntervalMs' | 'trustedProxies'> {
+function commonSettings(env: NodeJS.ProcessEnv, mode: 'dev' | 'production'): Pick<CommonConfig, 'rateLimits' | 'refusalSummaryIntervalMs' | 'trustedProxies' | 'metrics'> {
+  const metricsPort = env.SSHCA_METRICS_PORT?.trim() || (mode === 'dev' ? '0' : String(DEFAULT_METRICS_PORT));
+  const metricsHost = env.SSHCA_METRICS_HOST?.trim() || '127.0.0.1';
+  if (isIP(metricsHost) === 0 && metricsHost !== 'localhost') throw new ConfigError('SSHCA_METRICS_HOST must be an IP address (default 127.0.0.1)');
   const trustedProxies = list(env, 'SSHCA_TRUSTED_PROXIES');
   for (const cidr of trustedProxies) {
     const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(cidr);
@@ -122,6 +130,7 @@ function commonSettings(env: NodeJS.ProcessEnv): Pick<CommonConfig, 'rateLimits'
       publicPerMinute: integer(env, 'SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE', DEFAULT_RATE_LIMITS.publicPerMinute, 0, 1_000_000),
     }),
     refusalSummaryIntervalMs: integer(env, 'SSHCA_REFUSAL_SUMMARY_SECONDS', 60, 1, 3600) * 1000,
+    ...(metricsPort === 'off' ? {} : { metrics: Object.freeze({ host: metricsHost, port: port(metricsPort, 'SSHCA_METRICS_PORT') }) }),
   };
 }
 
@@ -200,7 +209,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
       devUser,
       caKeyType,
       logLevel,
-      ...commonSettings(env),
+      ...commonSettings(env, 'dev'),
       ...(store ? { store } : {}),
     });
   }
@@ -279,7 +288,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     host: env.SSHCA_HOST ?? '127.0.0.1',
     port: port(env.SSHCA_PORT ?? '8080', 'SSHCA_PORT'),
     logLevel,
-    ...commonSettings(env),
+    ...commonSettings(env, 'production'),
     audience: audienceUrl(env),
     stsEndpoints: Object.freeze(stsEndpoints),
     policyPath,

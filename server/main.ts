@@ -22,6 +22,8 @@ import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
 import { ec2Clients } from './hosts/ec2-clients.js';
 import { Ec2InstanceDirectory } from './hosts/instance-directory.js';
 import { StsAuthenticator } from './identity/sts-authenticator.js';
+import { Metrics } from './metrics.js';
+import { listenMetrics, type MetricsListener } from './metrics-listener.js';
 import { StsEndpointAllowlist } from './identity/sts-endpoints.js';
 import { undiciStsTransport } from './identity/sts-transport.js';
 import { PolicyFileError } from './policy/policy-file.js';
@@ -34,6 +36,8 @@ export interface RunningServer {
   readonly userCaFingerprint: string;
   /** Re-reads the policy file (SIGHUP); the old policy stays if the new one is invalid. */
   reloadPolicy(): ReturnType<PolicyStore['reload']>;
+  /** GET /metrics, on its own listener (absent when SSHCA_METRICS_PORT=off). */
+  readonly metricsUrl?: string;
   /** Dev mode: the environment `sshca login` needs (credentials file, profile). */
   readonly devLogin?: { readonly credentialsPath: string; readonly profile: string; readonly user: string };
   close(): Promise<void>;
@@ -52,6 +56,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const prod = config.mode === 'production' ? config : undefined;
   const kmsClients: KMSClient[] = [];
   const warn = (message: string) => process.stderr.write(`sshca-server: warning: ${message}\n`);
+  const metrics = new Metrics({ processMetrics: true });
   const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
   const hostSigner = dev ? LocalSigner.openOrCreate(dev.hostCaKeyPath, 'ed25519') : prod?.hostCa ? await openSigner(prod.hostCa, prod.kmsEndpoint, kmsClients, warn) : undefined;
   // Dev: one instance (this machine) behind the dev server's own EC2 and IMDS endpoints.
@@ -80,6 +85,9 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
       ? ec2Clients({ endpoint: () => devEc2Url, credentials: devInstance.reader })
       : ec2Clients({ ...(prod?.ec2Role ? { role: prod.ec2Role } : {}), ...(prod?.ec2Endpoint ? { endpoint: () => prod.ec2Endpoint } : {}), ...(prod?.awsStsEndpoint ? { stsEndpoint: prod.awsStsEndpoint } : {}) });
   const transport = undiciStsTransport({ connectTimeoutMs: prod?.stsConnectTimeoutMs ?? 2000, totalTimeoutMs: prod?.stsTimeoutMs ?? 5000 });
+  // Every CA signature and STS call is timed (and its failures counted) on the way through.
+  const userSigner = metrics.timedSigner(signer, 'user');
+  const timedHostSigner = hostSigner ? metrics.timedSigner(hostSigner, 'host') : undefined;
   const app = buildApp({
     audience,
     endpoints,
@@ -89,18 +97,19 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
       accounts: policy.accounts,
       identityRules: { trustedSessionRoles: new Set(prod?.trustedSessionRoles ?? []), allowFederatedUsers: prod?.allowFederatedUsers ?? false },
       replayCache: store,
-      transport,
+      transport: metrics.timedStsTransport(transport),
       clock,
     }),
     policy,
-    userSigner: signer,
+    userSigner,
     ...(userCaNext ? { userCaNext } : {}),
     userCaRetired,
-    ...(hostSigner ? { hostSigner } : {}),
+    ...(timedHostSigner ? { hostSigner: timedHostSigner } : {}),
     ...(hostCaNext ? { hostCaNext } : {}),
     hostCaRetired,
     ...(ec2 ? { instances: new Ec2InstanceDirectory({ clientFor: ec2.clientFor }) } : {}),
-    ca: new CertificateAuthority({ signer }),
+    ca: new CertificateAuthority({ signer: userSigner }),
+    metrics,
     audit: store,
     checkpoints,
     clock,
@@ -114,8 +123,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   // After the app has closed (its own onClose hooks write the last refusal
   // summary to the store), never before: so the store closes last.
   let closing: Promise<void> | undefined;
+  let metricsListener: MetricsListener | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      await metricsListener?.close();
       await app.close();
       await transport.close();
       await store.close();
@@ -124,6 +135,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     })());
   try {
     await app.listen({ host: config.host, port: config.port });
+    if (config.metrics) metricsListener = await listenMetrics(metrics, config.metrics.host, config.metrics.port);
   } catch (err) {
     await close().catch(() => undefined);
     throw err;
@@ -140,7 +152,12 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     app,
     url,
     userCaFingerprint: fingerprintOf(signer.publicKey().blob),
-    reloadPolicy: () => policy.reload(),
+    reloadPolicy: () => {
+      const result = policy.reload();
+      metrics.policyReloaded(result.ok);
+      return result;
+    },
+    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close,
   };
@@ -194,7 +211,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     process.stderr.write(`sshca-server: cannot start: ${(err as Error).message}${cause}\n`);
     return 1;
   }
-  process.stderr.write(`sshca-server (${config.mode}) listening on ${server.url}\n`);
+  process.stderr.write(`sshca-server (${config.mode}) listening on ${server.url}\n${server.metricsUrl ? `metrics (Prometheus) at ${server.metricsUrl}\n` : ''}`);
   if (server.devLogin) {
     process.stderr.write(
       `embedded default: dev user ${server.devLogin.user}, user CA ${server.userCaFingerprint}\nlog in with:\n` +

@@ -177,17 +177,28 @@ export class StsAuthenticator implements Authenticator {
   private identityFrom(response: StsResponse, endpoint: StsEndpoint): CallerIdentity {
     const json = response.contentType.split(';')[0]!.trim() === 'application/json' ? safeJson(response.body) : undefined;
     if (response.status !== 200) {
-      const code = errorCodeOf(json);
-      if (code === 'Throttling' || code === 'RequestLimitExceeded') {
-        throw new UnavailableError('UNAVAILABLE_STS_THROTTLED', 'STS is throttling; retry shortly', { retryAfterSeconds: 2 });
-      }
-      if (response.status >= 500) throw new UnavailableError('UNAVAILABLE_STS', `STS answered ${response.status}`, { retryAfterSeconds: 5 });
-      throw new AuthnError('AUTHN_STS_REJECTED', `STS refused the signature (${response.status} ${code ?? 'no code'})`);
+      const unavailable = stsUnavailableCode(response);
+      if (unavailable === 'UNAVAILABLE_STS_THROTTLED') throw new UnavailableError(unavailable, 'STS is throttling; retry shortly', { retryAfterSeconds: 2 });
+      if (unavailable) throw new UnavailableError(unavailable, `STS answered ${response.status}`, { retryAfterSeconds: 5 });
+      throw new AuthnError('AUTHN_STS_REJECTED', `STS refused the signature (${response.status} ${errorCodeOf(json) ?? 'no code'})`);
     }
     const result = resultOf(json);
     if (!result) throw new AuthnError('AUTHN_STS_RESPONSE', 'STS answer does not match the expected schema');
     return parseCallerIdentity(result.Arn, result.Account, result.UserId, endpoint.partition, this.deps.identityRules);
   }
+}
+
+/**
+ * Whether a non-200 STS answer is STS's trouble rather than the caller's:
+ * throttling (UNAVAILABLE_STS_THROTTLED) or a 5xx (UNAVAILABLE_STS).
+ * Shared with the metrics, so both count the same way.
+ */
+export function stsUnavailableCode(response: StsResponse): 'UNAVAILABLE_STS_THROTTLED' | 'UNAVAILABLE_STS' | undefined {
+  if (response.status === 200) return undefined;
+  const json = response.contentType.split(';')[0]!.trim() === 'application/json' ? safeJson(response.body) : undefined;
+  const code = errorCodeOf(json);
+  if (code === 'Throttling' || code === 'RequestLimitExceeded') return 'UNAVAILABLE_STS_THROTTLED';
+  return response.status >= 500 ? 'UNAVAILABLE_STS' : undefined;
 }
 
 /** The answer as JSON, or undefined — duplicate keys included (a second `Arn` is a forged identity). */

@@ -15,6 +15,8 @@ export interface BuiltKrl {
   readonly sha256: string;
   /** The newest revocation or withdrawal it reflects (0: none). */
   readonly newestSeq: number;
+  /** Certificates it revokes by serial. */
+  readonly revokedCertificates: number;
   /** Public keys it revokes (`SHA256:…` fingerprints): no certificate is issued for them (issue 12). */
   readonly revokedKeys: ReadonlySet<string>;
   /** When (epoch seconds) an entry leaves it, so it must be built again; undefined: never. */
@@ -99,5 +101,5 @@ export function buildKrl(records: readonly ChainedRecord[], caKeys: PublishedCaK
     sha256Fingerprints: fingerprints,
   });
   const digest = createHash('sha256').update(bytes).digest();
-  return { bytes, version, etag: `"${digest.toString('base64url')}"`, sha256: digest.toString('hex'), newestSeq, revokedKeys, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
+  return { bytes, version, etag: `"${digest.toString('base64url')}"`, sha256: digest.toString('hex'), newestSeq, revokedCertificates: [...perCa.values()].reduce((n, g) => n + g.serials.length, 0), revokedKeys, ...(nextChangeAt !== undefined ? { nextChangeAt } : {}) };
 }

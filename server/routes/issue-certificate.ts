@@ -42,7 +42,7 @@ export async function issueRecorded(
   const issued = await issue.ca.issue(template);
   try {
     // Rule 13: committed before the response; no record, no certificate.
-    await deps.audit.recordIssued({
+    await deps.metrics.auditAppend(() => deps.audit.recordIssued({
       ...auditContext(deps, request),
       serial: template.serial,
       keyId: template.keyId,
@@ -60,10 +60,11 @@ export async function issueRecorded(
       caFingerprint: issued.caFingerprint,
       ...(issue.reason !== undefined ? { reason: issue.reason } : {}),
       ...(issue.policyRule !== undefined ? { policyRule: issue.policyRule } : {}),
-    });
+    }));
   } catch (cause) {
     throw new UnavailableError('UNAVAILABLE_STORE', 'the audit store is unavailable; no certificate was issued', { cause, retryAfterSeconds: 5 });
   }
+  deps.metrics.issued(template.kind);
   request.log.info({ serial: template.serial.toString(), kind: template.kind, caller: identity.arn, principals: template.principals, rule: issue.policyRule }, 'certificate issued');
   return {
     certificate: issued.line,

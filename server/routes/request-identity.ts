@@ -49,13 +49,14 @@ export async function recordRefusal(deps: RouteDeps, request: FastifyRequest, er
     deps.refusals.count(code, request.ip);
     return;
   }
+  request.callerArn = identity.arn;
   try {
-    await deps.audit.recordRefusal({
+    await deps.metrics.auditAppend(() => deps.audit.recordRefusal({
       ...auditContext(deps, request),
       code,
       callerArn: identity.arn,
       accountId: identity.accountId,
-    });
+    }));
   } catch (recordErr) {
     request.log.error({ err: recordErr, code }, 'refusal could not be recorded');
   }
