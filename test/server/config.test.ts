@@ -100,3 +100,12 @@ t.test('host certificates: the EC2 read role and endpoint overrides', async (t) 
   const plain = loadConfig([], prodEnv, 's', '/');
   t.equal((plain as { ec2Role?: string }).ec2Role, undefined, 'unset: the server\'s own credentials');
 });
+
+t.test('metrics listener: loopback by default, production on 9464, dev on any free port, off on request', async (t) => {
+  t.same(loadConfig([], prodEnv, 's', '/').metrics, { host: '127.0.0.1', port: 9464 });
+  t.same(loadConfig(['--dev'], {}, 's', '/').metrics, { host: '127.0.0.1', port: 0 });
+  t.same(loadConfig([], { ...prodEnv, SSHCA_METRICS_HOST: '0.0.0.0', SSHCA_METRICS_PORT: '9100' }, 's', '/').metrics, { host: '0.0.0.0', port: 9100 });
+  t.equal(loadConfig([], { ...prodEnv, SSHCA_METRICS_PORT: 'off' }, 's', '/').metrics, undefined);
+  t.throws(() => loadConfig([], { ...prodEnv, SSHCA_METRICS_PORT: 'loud' }, 's', '/'), { code: 'CONFIG_INVALID' });
+  t.throws(() => loadConfig([], { ...prodEnv, SSHCA_METRICS_HOST: 'metrics.example.com' }, 's', '/'), { code: 'CONFIG_INVALID' });
+});
