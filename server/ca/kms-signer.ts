@@ -44,7 +44,8 @@ export function kmsError(err: unknown, keyArn: string, operation: string): Unava
   switch (e.name) {
     case 'ThrottlingException':
       // After the SDK's adaptive retries: a transient condition, so the generic code with a short Retry-After.
-      return new UnavailableError('UNAVAILABLE_KMS', 'KMS is throttling the CA key; retry shortly', { cause, retryAfterSeconds: 1 });
+      // A code of its own (as STS throttling has): the fix is a quota, not an outage.
+      return new UnavailableError('UNAVAILABLE_KMS_THROTTLED', 'KMS is throttling the CA key; retry shortly', { cause, retryAfterSeconds: 1 });
     case 'DisabledException':
     case 'KMSInvalidStateException':
       return new UnavailableError('UNAVAILABLE_KMS_KEY_DISABLED', 'the CA key is disabled or pending deletion', { cause, retryAfterSeconds: 60 });

@@ -124,7 +124,7 @@ t.test('every KMS fault yields its documented 503 and no certificate', async (t)
     ['other-key-id', 'UNAVAILABLE_KMS_RESPONSE'],
     ['other-algorithm', 'UNAVAILABLE_KMS_RESPONSE'],
     ['garbage-signature', 'UNAVAILABLE_KMS_RESPONSE'],
-    ['throttle', 'UNAVAILABLE_KMS'],
+    ['throttle', 'UNAVAILABLE_KMS_THROTTLED'],
   ];
   for (const [fault, code] of faults) {
     kms.fault = fault;
