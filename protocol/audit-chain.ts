@@ -12,7 +12,7 @@ export interface ChainedRecord {
   readonly data: Readonly<Record<string, unknown>>;
   readonly prevHash: string;
   readonly hash: string;
-  /** Compact JWS (EdDSA) over `{ seq, hash }`: the record is its own checkpoint. */
+  /** Compact JWS (EdDSA or ES256) over `{ seq, hash }`: the record is its own checkpoint. */
   readonly checkpoint: string;
 }
 
@@ -64,7 +64,7 @@ export async function verifyChain(records: Iterable<ChainedRecord> | AsyncIterab
     if (r.prevHash !== prevHash) return fail('previous-hash', `record ${r.seq} does not link to record ${r.seq - 1}`);
     if (recordHash(r.prevHash, r.seq, r.at, r.kind, r.data) !== r.hash) return fail('hash', `record ${r.seq} was modified after it was written`);
     try {
-      const { payload } = await compactVerify(r.checkpoint, key, { algorithms: ['EdDSA'] });
+      const { payload } = await compactVerify(r.checkpoint, key, { algorithms: CHECKPOINT_ALGORITHMS });
       if (new TextDecoder().decode(payload) !== checkpointPayload(r.seq, r.hash)) return fail('checkpoint', `record ${r.seq}'s checkpoint signs something else`);
     } catch {
       return fail('checkpoint', `record ${r.seq}'s checkpoint does not verify with the checkpoint key`);
@@ -76,10 +76,17 @@ export async function verifyChain(records: Iterable<ChainedRecord> | AsyncIterab
   return { ok: true, count, lastSeq: expectedSeq - 1, lastHash: prevHash };
 }
 
-/** Imports the published checkpoint key (GET /v1/audit/checkpoint-key) for verifyChain. */
+/**
+ * What a checkpoint may be signed with: Ed25519 (a file key, or KMS) or
+ * P-256 (KMS). jose also checks the JWS's algorithm against the key's type.
+ */
+const CHECKPOINT_ALGORITHMS = ['EdDSA', 'ES256'];
+
+/** Imports the published checkpoint key (GET /v1/audit/checkpoint-key) for verifyChain: Ed25519 or P-256. */
 export async function importCheckpointKey(jwk: Readonly<Record<string, unknown>>): Promise<VerifyKey> {
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('the checkpoint key must be an Ed25519 JWK');
-  return (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA')) as VerifyKey;
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519' && typeof jwk.x === 'string') return (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA')) as VerifyKey;
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256' && typeof jwk.x === 'string' && typeof jwk.y === 'string') return (await importJWK({ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, 'ES256')) as VerifyKey;
+  throw new Error('the checkpoint key must be an Ed25519 or P-256 JWK');
 }
 
 /** The signed statement that ends an export: the chain head as of `at`. */
@@ -120,7 +127,7 @@ export async function verifyExport(lines: Iterable<string> | AsyncIterable<strin
   if (!head) return { ok: false, failure: { seq: chain.lastSeq, reason: 'head', message: 'the export has no signed head (cut short?)' } };
   if (head.seq !== chain.lastSeq || head.hash !== chain.lastHash) return { ok: false, failure: { seq: head.seq, reason: 'head', message: `the head names record ${head.seq}, the export ends at ${chain.lastSeq}` } };
   try {
-    const { payload } = await compactVerify(head.checkpoint, key, { algorithms: ['EdDSA'] });
+    const { payload } = await compactVerify(head.checkpoint, key, { algorithms: CHECKPOINT_ALGORITHMS });
     if (new TextDecoder().decode(payload) !== headPayload(head.seq, head.hash, head.at)) throw new Error('payload');
   } catch {
     return { ok: false, failure: { seq: head.seq, reason: 'head', message: 'the head signature does not verify with the checkpoint key' } };

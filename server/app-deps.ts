@@ -6,7 +6,7 @@ import type { AuditLog } from './audit/audit-log.js';
 import type { RefusalAggregator } from './audit/refusal-aggregator.js';
 import type { CaLists } from './ca/ca-lists.js';
 import type { KrlCache } from './revocation/krl-cache.js';
-import type { CheckpointSigner } from './audit/checkpoint-signer.js';
+import type { CheckpointKey } from './audit/checkpoint-signer.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import type { Signer } from './ca/signer.js';
 import type { InstanceDirectory } from './hosts/instance-directory.js';
@@ -57,7 +57,7 @@ export interface AppDeps {
   readonly ca: CertificateAuthority;
   readonly audit: AuditLog;
   /** Signs audit checkpoints; its public key is published. */
-  readonly checkpoints: CheckpointSigner;
+  readonly checkpoints: CheckpointKey;
   readonly clock: Clock;
   /** Default DEFAULT_RATE_LIMITS. */
   readonly rateLimits?: RateLimits;

@@ -74,7 +74,12 @@ export interface ProductionConfig extends CommonConfig {
   /** SQLite file when no SSHCA_STORE is given. */
   readonly auditDbPath?: string;
   /** Ed25519 PEM that signs audit checkpoints (shared by replicas; not the CA key). */
-  readonly checkpointKeyPath: string;
+  /**
+   * SSHCA_CHECKPOINT_KEY: what signs audit checkpoints — `kms:<key ARN>`
+   * (Ed25519 or P-256; no exportable secret on the server) or an Ed25519 PEM
+   * file (`file:<path>` or a bare absolute path).
+   */
+  readonly checkpointKey: KeyReference;
   readonly stsTimeoutMs: number;
   readonly stsConnectTimeoutMs: number;
   /** Role ARNs whose trust policy pins sts:RoleSessionName. */
@@ -269,8 +274,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
   const auditDbPath = env.SSHCA_AUDIT_DB?.trim() || undefined;
   if (!store && !auditDbPath) throw new ConfigError('SSHCA_STORE (postgres://…) or SSHCA_AUDIT_DB (a SQLite file) is required in production mode');
   if (auditDbPath !== undefined && !isAbsolute(auditDbPath)) throw new ConfigError('SSHCA_AUDIT_DB must be an absolute path');
-  const checkpointKeyPath = required(env, 'SSHCA_CHECKPOINT_KEY');
-  if (!isAbsolute(checkpointKeyPath)) throw new ConfigError('SSHCA_CHECKPOINT_KEY must be an absolute path to an Ed25519 PEM key');
+  const checkpointSetting = required(env, 'SSHCA_CHECKPOINT_KEY').trim();
+  // A bare absolute path is a file key, as before kms: keys existed.
+  const checkpointKey = keyReference(isAbsolute(checkpointSetting) ? `file:${checkpointSetting}` : checkpointSetting, 'SSHCA_CHECKPOINT_KEY');
+  if (!checkpointKey) throw new ConfigError('SSHCA_CHECKPOINT_KEY must be kms:<key ARN> or the absolute path of an Ed25519 PEM key');
   const stsTimeoutMs = milliseconds(env, 'SSHCA_STS_TIMEOUT_MS', 5000);
   const stsConnectTimeoutMs = milliseconds(env, 'SSHCA_STS_CONNECT_TIMEOUT_MS', 2000);
   if (stsConnectTimeoutMs > stsTimeoutMs) throw new ConfigError('SSHCA_STS_CONNECT_TIMEOUT_MS must not exceed SSHCA_STS_TIMEOUT_MS');
@@ -303,7 +310,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     ...(ec2Endpoint ? { ec2Endpoint } : {}),
     ...(awsStsEndpoint ? { awsStsEndpoint } : {}),
     ...(store ? { store } : { auditDbPath: auditDbPath! }),
-    checkpointKeyPath,
+    checkpointKey,
     stsTimeoutMs,
     stsConnectTimeoutMs,
     trustedSessionRoles: Object.freeze(trustedSessionRoles),

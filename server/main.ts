@@ -6,6 +6,7 @@ import { canonicalServerUrl } from '../protocol/server-url.js';
 import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js';
 import { buildApp } from './app.js';
 import { CheckpointSigner } from './audit/checkpoint-signer.js';
+import { KmsCheckpointSigner } from './audit/kms-checkpoint-signer.js';
 import { PostgresAuditLog } from './audit/postgres-audit-log.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
@@ -68,7 +69,11 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const hostCaNext = await publicKeyOf(prod?.hostCaNext);
   const userCaRetired = (prod?.userCaRetired ?? []).map((line) => parsePublicKeyLine(line));
   const hostCaRetired = (prod?.hostCaRetired ?? []).map((line) => parsePublicKeyLine(line));
-  const checkpoints = dev ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath) : CheckpointSigner.fromFile(prod!.checkpointKeyPath);
+  const checkpoints = dev
+    ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath)
+    : prod!.checkpointKey.kind === 'file'
+      ? CheckpointSigner.fromFile(prod!.checkpointKey.path)
+      : await KmsCheckpointSigner.open({ kms: kmsClientFor(prod!.checkpointKey.region, prod!.kmsEndpoint, kmsClients), keyRef: prod!.checkpointKey.keyId });
   // Before the store opens: an invalid policy stops start-up with nothing to close.
   const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const store = config.store
@@ -171,15 +176,20 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
 async function openSigner(ref: KeyReference, kmsEndpoint: string | undefined, clients: KMSClient[], warn: (message: string) => void): Promise<Signer> {
   if (ref.kind === 'file') return LocalSigner.fromFile(ref.path);
   if (ref.isAlias) warn(`${ref.keyId} is an alias: it is resolved once now, but anyone who can retarget it changes the CA at the next start. Configure the key ARN.`);
+  return KmsSigner.open({ kms: kmsClientFor(ref.region, kmsEndpoint, clients), keyRef: ref.keyId });
+}
+
+/** A KMS client: adaptive retries for throttling, explicit connect and request timeouts (the SDK only warns on a request timeout unless told to throw). */
+function kmsClientFor(region: string, kmsEndpoint: string | undefined, clients: KMSClient[]): KMSClient {
   const kms = new KMSClient({
-    region: ref.region,
+    region,
     ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}),
     retryMode: 'adaptive',
     maxAttempts: 4,
     requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
   });
   clients.push(kms);
-  return KmsSigner.open({ kms, keyRef: ref.keyId });
+  return kms;
 }
 
 /** `sshca-server` */

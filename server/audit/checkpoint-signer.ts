@@ -5,14 +5,38 @@ import { readFileSync } from 'node:fs';
 import { checkpointPayload, headPayload } from '../../protocol/audit-chain.js';
 import { readOrCreate } from '../persistent-file.js';
 
-/** The public half, as published at GET /v1/audit/checkpoint-key. */
-export interface CheckpointJwk {
-  readonly kty: 'OKP';
-  readonly crv: 'Ed25519';
-  readonly x: string;
-  readonly kid: string;
-  readonly alg: 'EdDSA';
-  readonly use: 'sig';
+/** The public half, as published at GET /v1/audit/checkpoint-key: Ed25519 (EdDSA) or P-256 (ES256). */
+export type CheckpointJwk =
+  | { readonly kty: 'OKP'; readonly crv: 'Ed25519'; readonly x: string; readonly kid: string; readonly alg: 'EdDSA'; readonly use: 'sig' }
+  | { readonly kty: 'EC'; readonly crv: 'P-256'; readonly x: string; readonly y: string; readonly kid: string; readonly alg: 'ES256'; readonly use: 'sig' };
+
+/**
+ * What signs audit checkpoints: a key in a file (dev, small installs) or in
+ * KMS (kms-checkpoint-signer.ts), so no exportable secret need live on the
+ * server.
+ */
+export interface CheckpointKey {
+  readonly jwk: CheckpointJwk;
+  sign(seq: number, hash: string): Promise<string>;
+  /** Signs the head of an export: the chain as of `at`. */
+  signHead(seq: number, hash: string, at: string): Promise<string>;
+  /**
+   * Present when signing needs no I/O (a key in memory): the store then signs
+   * inside its write transaction. Without it (KMS) the store signs first and
+   * commits after, one append at a time.
+   */
+  signSync?(seq: number, hash: string): string;
+}
+
+/** The JWS protected header for `jwk`, naming it by its RFC 7638 thumbprint. */
+export function jwsHeader(jwk: CheckpointJwk): string {
+  return Buffer.from(JSON.stringify({ alg: jwk.alg, kid: jwk.kid })).toString('base64url');
+}
+
+/** RFC 7638: the key names itself (members in lexicographic order). */
+export function jwkThumbprint(jwk: { kty: 'OKP'; crv: 'Ed25519'; x: string } | { kty: 'EC'; crv: 'P-256'; x: string; y: string }): string {
+  const canonical = jwk.kty === 'OKP' ? `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}` : `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}`;
+  return createHash('sha256').update(canonical).digest('base64url');
 }
 
 /**
@@ -20,17 +44,15 @@ export interface CheckpointJwk {
  * purpose: it happens inside the store's write transaction, so a record and
  * its checkpoint are committed together or not at all.
  */
-export class CheckpointSigner {
+export class CheckpointSigner implements CheckpointKey {
   readonly jwk: CheckpointJwk;
   private readonly header: string;
 
   constructor(private readonly key: KeyObject) {
     if (key.asymmetricKeyType !== 'ed25519') throw new Error('the checkpoint key must be Ed25519');
     const x = createPublicKey(key).export({ format: 'jwk' }).x!;
-    // RFC 7638 thumbprint: the key names itself.
-    const kid = createHash('sha256').update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`).digest('base64url');
-    this.jwk = { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' };
-    this.header = Buffer.from(JSON.stringify({ alg: 'EdDSA', kid })).toString('base64url');
+    this.jwk = { kty: 'OKP', crv: 'Ed25519', x, kid: jwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x }), alg: 'EdDSA', use: 'sig' };
+    this.header = jwsHeader(this.jwk);
   }
 
   static openOrCreate(path: string): CheckpointSigner {
@@ -41,12 +63,15 @@ export class CheckpointSigner {
     return new CheckpointSigner(createPrivateKey(readFileSync(path, 'utf8')));
   }
 
-  sign(seq: number, hash: string): string {
+  signSync(seq: number, hash: string): string {
     return this.jws(checkpointPayload(seq, hash));
   }
 
-  /** Signs the head of an export: the chain as of `at`. */
-  signHead(seq: number, hash: string, at: string): string {
+  async sign(seq: number, hash: string): Promise<string> {
+    return this.signSync(seq, hash);
+  }
+
+  async signHead(seq: number, hash: string, at: string): Promise<string> {
     return this.jws(headPayload(seq, hash, at));
   }
 

@@ -20,7 +20,7 @@ import {
   type RevocationRecord,
   type WithdrawalRecord,
 } from './audit-log.js';
-import type { CheckpointSigner } from './checkpoint-signer.js';
+import type { CheckpointKey } from './checkpoint-signer.js';
 
 /** Arbitrary constants naming our advisory locks. */
 const APPEND_LOCK = 0x55aca001;
@@ -66,11 +66,11 @@ function toRecord(row: Row): ChainedRecord {
 export class PostgresAuditLog implements AuditLog, ReplayCache {
   private constructor(
     private readonly pool: pg.Pool,
-    private readonly checkpoints: CheckpointSigner,
+    private readonly checkpoints: CheckpointKey,
   ) {}
 
   /** Connects and migrates. `onIdleError` receives errors of idle connections (a restarting server). */
-  static async open(url: string, checkpoints: CheckpointSigner, options: { onIdleError?: (err: Error) => void; timeoutMs?: number } = {}): Promise<PostgresAuditLog> {
+  static async open(url: string, checkpoints: CheckpointKey, options: { onIdleError?: (err: Error) => void; timeoutMs?: number } = {}): Promise<PostgresAuditLog> {
     const timeout = options.timeoutMs ?? 5000;
     const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: timeout, query_timeout: timeout, statement_timeout: timeout });
     // Without a listener, an idle connection dropped by the server would crash the process.
@@ -126,8 +126,10 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
       const prevHash = rows[0]?.hash ?? GENESIS_HASH;
       const iso = at.toISOString();
       const hash = recordHash(prevHash, seq, iso, kind, stored);
+      // Signed under the chain's lock: a KMS checkpoint key holds it for one Sign call.
+      const checkpoint = await this.checkpoints.sign(seq, hash);
       await c.query('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)', [
-        seq, iso, kind, canonicalJson(stored), prevHash, hash, this.checkpoints.sign(seq, hash),
+        seq, iso, kind, canonicalJson(stored), prevHash, hash, checkpoint,
       ]);
       return seq;
     });

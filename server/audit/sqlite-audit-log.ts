@@ -21,7 +21,7 @@ import {
   type RevocationRecord,
   type WithdrawalRecord,
 } from './audit-log.js';
-import type { CheckpointSigner } from './checkpoint-signer.js';
+import type { CheckpointKey } from './checkpoint-signer.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -67,36 +67,65 @@ function toRecord(row: Row): ChainedRecord {
 export class SqliteAuditLog implements AuditLog, ReplayCache {
   private readonly db: Database.Database;
 
-  constructor(path: string, private readonly checkpoints: CheckpointSigner, options: { busyTimeoutMs?: number } = {}) {
+  constructor(path: string, private readonly checkpoints: CheckpointKey, options: { busyTimeoutMs?: number } = {}) {
     this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.exec(SCHEMA);
   }
 
-  private append(kind: string, at: Date, data: Record<string, unknown>): number {
+  /** Appends that must sign before they commit (a KMS checkpoint key) run one at a time. */
+  private appending: Promise<unknown> = Promise.resolve();
+
+  private async append(kind: string, at: Date, data: Record<string, unknown>): Promise<number> {
     const stored = definedOnly(data);
-    return this.db
-      .transaction(() => {
-        const last = this.db.prepare('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
-        const seq = (last?.seq ?? 0) + 1;
-        const prevHash = last?.hash ?? GENESIS_HASH;
-        const iso = at.toISOString();
-        const hash = recordHash(prevHash, seq, iso, kind, stored);
-        this.db
-          .prepare('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?)')
-          .run(seq, iso, kind, canonicalJson(stored), prevHash, hash, this.checkpoints.sign(seq, hash));
-        return seq;
-      })
-      .immediate();
+    const iso = at.toISOString();
+    const next = () => {
+      const last = this.db.prepare('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
+      const seq = (last?.seq ?? 0) + 1;
+      const prevHash = last?.hash ?? GENESIS_HASH;
+      return { seq, prevHash, hash: recordHash(prevHash, seq, iso, kind, stored) };
+    };
+    const insert = (r: { seq: number; prevHash: string; hash: string }, checkpoint: string) =>
+      this.db.prepare('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.seq, iso, kind, canonicalJson(stored), r.prevHash, r.hash, checkpoint);
+    const signSync = this.checkpoints.signSync?.bind(this.checkpoints);
+    if (signSync) {
+      // A key in memory: record and checkpoint in one synchronous transaction.
+      return this.db
+        .transaction(() => {
+          const r = next();
+          insert(r, signSync(r.seq, r.hash));
+          return r.seq;
+        })
+        .immediate();
+    }
+    // A remote key: sign the next link, then commit it only if it is still the
+    // next one (another process may have appended meanwhile: sign again).
+    const run = this.appending.then(async () => {
+      for (;;) {
+        const r = next();
+        const checkpoint = await this.checkpoints.sign(r.seq, r.hash);
+        const committed = this.db
+          .transaction(() => {
+            const now = next();
+            if (now.seq !== r.seq || now.prevHash !== r.prevHash) return false;
+            insert(r, checkpoint);
+            return true;
+          })
+          .immediate();
+        if (committed) return r.seq;
+      }
+    });
+    this.appending = run.catch(() => undefined);
+    return run;
   }
 
   async recordIssued(r: IssuedRecord): Promise<void> {
-    this.append('issued', r.at, issuedData(r));
+    await this.append('issued', r.at, issuedData(r));
   }
 
   async recordRefusal(r: RefusalRecord): Promise<void> {
-    this.append('refused', r.at, refusalData(r));
+    await this.append('refused', r.at, refusalData(r));
   }
 
   async recordRevocation(r: RevocationRecord): Promise<number> {
@@ -108,7 +137,7 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
   }
 
   async recordRefusalSummary(r: RefusalSummaryRecord): Promise<void> {
-    this.append('refused-summary', r.at, refusalSummaryData(r));
+    await this.append('refused-summary', r.at, refusalSummaryData(r));
   }
 
   async revocationRecords(): Promise<ChainedRecord[]> {

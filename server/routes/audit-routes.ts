@@ -96,7 +96,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: RouteDeps): void
         yield `${JSON.stringify({ type: 'record', ...record } satisfies ExportLine)}\n`;
       }
       const at = clock.now().toISOString();
-      yield `${JSON.stringify({ type: 'head', seq: last.seq, hash: last.hash, at, checkpoint: checkpoints.signHead(last.seq, last.hash, at) } satisfies ExportLine)}\n`;
+      yield `${JSON.stringify({ type: 'head', seq: last.seq, hash: last.hash, at, checkpoint: await checkpoints.signHead(last.seq, last.hash, at) } satisfies ExportLine)}\n`;
     }
     return reply.type('application/x-ndjson').send(Readable.from(lines()));
   });

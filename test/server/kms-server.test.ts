@@ -48,6 +48,29 @@ t.test('sshca-server --user-ca kms:<arn> --host-ca kms:<arn>', async (t) => {
   t.equal((await fetch(`${server.url}/readyz`)).status, 200, 'ready: both keys answer');
 });
 
+t.test('SSHCA_CHECKPOINT_KEY=kms:<arn>: no exportable secret on the server; the published checkpoint key is the KMS key', async (t) => {
+  const kms = await startKmsFixture(t);
+  const userArn = kms.createKey('ECC_NIST_EDWARDS25519');
+  const checkpointArn = kms.createKey('ECC_NIST_P256');
+  const dir = t.testdir();
+  const server = await spawnServer(t, ['--user-ca', `kms:${userArn}`], {
+    SSHCA_AUDIENCE: 'https://sshca.test.example', SSHCA_STS_ENDPOINTS: 'https://sts.eu-west-1.amazonaws.com/', SSHCA_POLICY: policy(dir), SSHCA_CHECKPOINT_KEY: `kms:${checkpointArn}`,
+    SSHCA_AUDIT_DB: join(dir, 'audit.db'), SSHCA_PORT: '0', SSHCA_LOG_LEVEL: 'silent', SSHCA_KMS_ENDPOINT: kms.url,
+    AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey,
+  });
+  t.ok(server.url, `the server started: ${server.stderr()}`);
+  const jwk = (await (await fetch(`${server.url}/v1/audit/checkpoint-key`)).json()) as { kty: string; crv: string; alg: string; x: string; y: string };
+  const expected = (await KmsSigner.open({ kms: kms.client(), keyRef: checkpointArn })).publicKey().keyObject.export({ format: 'jwk' });
+  t.match(jwk, { kty: 'EC', crv: 'P-256', alg: 'ES256', x: expected.x, y: expected.y }, 'the KMS key, as an ES256 JWK');
+  // An unauthenticated request is refused, and its refusal summary is signed through KMS when the server stops.
+  t.equal((await fetch(`${server.url}/v1/certs/user`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"publicKey":"x"}' })).status, 401);
+  const signs = kms.counts.sign;
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await exited;
+  t.ok(kms.counts.sign > signs, 'the summary record was checkpointed by kms:Sign');
+});
+
 t.test('a disabled KMS key stops the server at start-up with the key named', async (t) => {
   const kms = await startKmsFixture(t);
   const arn = kms.createKey('ECC_NIST_P256');

@@ -111,7 +111,7 @@ async function contract(t: Test, engine: Engine): Promise<void> {
         const at = new Date().toISOString();
         const hash = recordHash(last.hash, n + 1, at, 'issued', data);
         const forger = new CheckpointSigner((await import('node:crypto')).generateKeyPairSync('ed25519').privateKey);
-        await engine.sql('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4, $5, $6, $7)', [n + 1, at, 'issued', canonicalJson(data), last.hash, hash, forger.sign(n + 1, hash)]);
+        await engine.sql('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4, $5, $6, $7)', [n + 1, at, 'issued', canonicalJson(data), last.hash, hash, forger.signSync(n + 1, hash)]);
       }, { seq: n + 1, reason: 'checkpoint' }],
     ];
     for (const [name, tamper, expected] of cases) {
