@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../server/config.js';
+import { loadConfig, type ProductionConfig } from '../../server/config.js';
 import { productionStsEndpoint } from '../../server/identity/sts-endpoints.js';
 
 const prodEnv = {
@@ -112,8 +112,9 @@ t.test('metrics listener: loopback by default, production on 9464, dev on any fr
 
 t.test('the checkpoint key: kms:<ARN>, file:<path>, or a bare absolute path', async (t) => {
   const arn = 'arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab';
-  t.match(loadConfig([], { ...prodEnv, SSHCA_CHECKPOINT_KEY: `kms:${arn}` }, 's', '/').checkpointKey, { kind: 'kms', keyId: arn, region: 'eu-west-1' });
-  t.same(loadConfig([], { ...prodEnv, SSHCA_CHECKPOINT_KEY: '/etc/sshca/checkpoint.pem' }, 's', '/').checkpointKey, { kind: 'file', path: '/etc/sshca/checkpoint.pem' });
-  t.same(loadConfig([], { ...prodEnv, SSHCA_CHECKPOINT_KEY: 'file:/etc/sshca/checkpoint.pem' }, 's', '/').checkpointKey, { kind: 'file', path: '/etc/sshca/checkpoint.pem' });
+  const checkpointKey = (value: string) => (loadConfig([], { ...prodEnv, SSHCA_CHECKPOINT_KEY: value }, 's', '/') as ProductionConfig).checkpointKey;
+  t.match(checkpointKey(`kms:${arn}`), { kind: 'kms', keyId: arn, region: 'eu-west-1' });
+  t.same(checkpointKey('/etc/sshca/checkpoint.pem'), { kind: 'file', path: '/etc/sshca/checkpoint.pem' });
+  t.same(checkpointKey('file:/etc/sshca/checkpoint.pem'), { kind: 'file', path: '/etc/sshca/checkpoint.pem' });
   for (const bad of ['checkpoint.pem', 'kms:not-an-arn', 'vault:x']) t.throws(() => loadConfig([], { ...prodEnv, SSHCA_CHECKPOINT_KEY: bad }, 's', '/'), { code: 'CONFIG_INVALID' }, bad);
 });
