@@ -10,12 +10,18 @@ import { loadConfig } from '../../server/config.js';
 import { signToken, startDevServer, type DevServer } from '../fixtures/dev-server.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { keygenList, needsOpenSsh } from '../fixtures/openssh.js';
 
 const publicKey = toOpenSshLine(publicKeyFromKeyObject(generateKeyPairSync('ed25519').publicKey));
 let n = 0;
 
-/** Issues a certificate from `localAddress`, with an X-Forwarded-For header when given. */
+/** Issues a certificate from `localAddress`, with an X-Forwarded-For header when given; the status. */
 async function issue(dev: DevServer, localAddress: string, forwardedFor?: string): Promise<number> {
+  return (await issueWithBody(dev, localAddress, forwardedFor)).status;
+}
+
+async function issueWithBody(dev: DevServer, localAddress: string, forwardedFor?: string): Promise<{ status: number; body: string }> {
   const body = JSON.stringify({ publicKey, reason: `proxy test ${n++}` });
   const token = await signToken(dev, body);
   const url = new URL('/v1/certs/user', dev.url);
@@ -23,8 +29,9 @@ async function issue(dev: DevServer, localAddress: string, forwardedFor?: string
     const req = httpRequest(
       { method: 'POST', hostname: url.hostname, port: url.port, path: url.pathname, localAddress, headers: { 'content-type': 'application/json', authorization: `SSHCA-AWS4 ${token}`, ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) } },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
       },
     );
     req.on('error', reject);
@@ -54,6 +61,23 @@ t.test('only a trusted proxy forwards the client address', async (t) => {
   t.equal(await issue(dev, '127.0.0.2', '203.0.113.9'), 201);
   t.equal(await issue(dev, '127.0.0.2', '203.0.113.9'), 429, 'the fourth request from 203.0.113.9 in a minute');
   t.equal(await issue(dev, '127.0.0.2', '203.0.113.10'), 201, 'another client behind the same proxy is unaffected');
+});
+
+t.test("a source-address policy pins the certificate to the engineer behind the relay, never to the relay or a forged header", needsOpenSsh, async (t) => {
+  // The dev policy with {{sourceIp}}, written before the first start (an existing policy is never overwritten).
+  const dataDir = t.testdir({
+    'policy.yaml': "accounts: ['000000000000']\nrules:\n  - name: pinned\n    match: { iamUser: 'arn:aws:iam::000000000000:user/alice' }\n    principals: ['{{user}}']\n    criticalOptions: { source-address: '{{sourceIp}}' }\n",
+  });
+  const dev = await startDevServer(t, { dataDir, env: { SSHCA_TRUSTED_PROXIES: '127.0.0.2/32' } });
+  const sourceAddressOf = async (localAddress: string, forwardedFor: string) => {
+    const r = await issueWithBody(dev, localAddress, forwardedFor);
+    t.equal(r.status, 201, r.body);
+    const file = join(dataDir, `cert-${n}.pub`);
+    writeFileSync(file, `${(JSON.parse(r.body) as { certificate: string }).certificate}\n`);
+    return keygenList(file).criticalOptions;
+  };
+  t.same(await sourceAddressOf('127.0.0.2', '203.0.113.9'), ['source-address 203.0.113.9/32'], 'through the trusted relay: the engineer\'s address');
+  t.same(await sourceAddressOf('127.0.0.1', '203.0.113.77'), ['source-address 127.0.0.1/32'], 'sent directly: the forged header is ignored');
 });
 
 t.test('without the setting, forwarded headers are ignored', async (t) => {
