@@ -50,6 +50,14 @@ COPY scripts ./scripts
 COPY bench ./bench
 RUN npm run build
 
+# Amazon RDS's CA bundle, so SSHCA_STORE can say sslmode=verify-full to
+# Aurora (its certificates chain to RDS's own CAs, which no system store
+# has). Fetched over HTTPS from AWS at build time; pin it where you build with
+# ADD --checksum=sha256:<digest> (the machines that wrote this file reach no
+# AWS host to take the digest from). GovCloud and China have bundles of their own.
+FROM node:20-bookworm-slim AS rds-ca
+ADD https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /rds/global-bundle.pem
+
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     SSHCA_HOST=0.0.0.0 \
@@ -65,6 +73,7 @@ COPY --from=build /app/dist/protocol ./dist/protocol
 COPY --from=build /app/dist/server ./dist/server
 COPY --from=build /app/dist/client ./dist/client
 COPY --from=build /app/dist/ca-setup ./dist/ca-setup
+COPY --from=rds-ca /rds/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
 # The base image's `node` user, by number so that orchestrators can tell it is not root.
 USER 1000:1000
 EXPOSE 8080
