@@ -73,7 +73,8 @@ COPY --from=build /app/dist/protocol ./dist/protocol
 COPY --from=build /app/dist/server ./dist/server
 COPY --from=build /app/dist/client ./dist/client
 COPY --from=build /app/dist/ca-setup ./dist/ca-setup
-COPY --from=rds-ca /rds/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
+# ADD from a URL writes mode 0600 as root: the server (uid 1000) must be able to read it.
+COPY --from=rds-ca --chmod=0644 /rds/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
 # The base image's `node` user, by number so that orchestrators can tell it is not root.
 USER 1000:1000
 EXPOSE 8080

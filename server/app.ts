@@ -107,7 +107,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const caller = request.callerArn;
     if (status >= 500) request.log.error({ err: error, code, reasonCode, caller }, 'request failed');
     else request.log.info({ code, reasonCode, caller, reason: (error as Error).message }, 'request refused');
-    metrics.refused(routeKind(request), reasonCode);
+    metrics.answeredWithError(routeKind(request), reasonCode, status);
     // Refused before any handler could record it (schema, body, rate limit): counted, never a record of its own.
     if (status < 500 && accessOf(request) !== undefined && !request.refusalRecorded) {
       request.refusalRecorded = true;

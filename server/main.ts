@@ -73,7 +73,8 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ? CheckpointSigner.openOrCreate(dev.checkpointKeyPath)
     : prod!.checkpointKey.kind === 'file'
       ? CheckpointSigner.fromFile(prod!.checkpointKey.path)
-      : await KmsCheckpointSigner.open({ kms: kmsClientFor(prod!.checkpointKey.region, prod!.kmsEndpoint, kmsClients), keyRef: prod!.checkpointKey.keyId });
+      : // Signed while the chain waits (PostgreSQL: under its lock): fail fast rather than stall every append.
+        await KmsCheckpointSigner.open({ kms: kmsClientFor(prod!.checkpointKey.region, prod!.kmsEndpoint, kmsClients, { maxAttempts: 2, requestTimeoutMs: 1500 }), keyRef: prod!.checkpointKey.keyId });
   // Before the store opens: an invalid policy stops start-up with nothing to close.
   const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const store = config.store
@@ -180,13 +181,13 @@ async function openSigner(ref: KeyReference, kmsEndpoint: string | undefined, cl
 }
 
 /** A KMS client: adaptive retries for throttling, explicit connect and request timeouts (the SDK only warns on a request timeout unless told to throw). */
-function kmsClientFor(region: string, kmsEndpoint: string | undefined, clients: KMSClient[]): KMSClient {
+function kmsClientFor(region: string, kmsEndpoint: string | undefined, clients: KMSClient[], limits: { maxAttempts: number; requestTimeoutMs: number } = { maxAttempts: 4, requestTimeoutMs: 5000 }): KMSClient {
   const kms = new KMSClient({
     region,
     ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}),
     retryMode: 'adaptive',
-    maxAttempts: 4,
-    requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
+    maxAttempts: limits.maxAttempts,
+    requestHandler: { connectionTimeout: 2000, requestTimeout: limits.requestTimeoutMs, throwOnRequestTimeout: true },
   });
   clients.push(kms);
   return kms;

@@ -24,8 +24,13 @@ export async function listenMetrics(metrics: Metrics, host: string, port: number
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  // Later errors (a failed socket) must never become an uncaught exception of the whole server.
+  server.on('error', (err) => process.stderr.write(`sshca-server: metrics listener: ${err.message}\n`));
   const address = server.address() as { port: number };
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`,

@@ -23,6 +23,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly issuedTotal: Counter<'kind'>;
   private readonly refusedTotal: Counter<'kind' | 'code'>;
+  private readonly failedTotal: Counter<'kind' | 'code'>;
   private readonly stsSeconds: Histogram<'outcome'>;
   private readonly stsErrors: Counter<'code'>;
   private readonly kmsSeconds: Histogram<'ca' | 'outcome'>;
@@ -37,7 +38,13 @@ export class Metrics {
     this.issuedTotal = new Counter({ name: 'sshca_certificates_issued_total', help: 'Certificates issued, by kind (user, host).', labelNames: ['kind'], registers });
     this.refusedTotal = new Counter({
       name: 'sshca_requests_refused_total',
-      help: 'Requests refused, by route kind (user, host, revocation, audit, other) and specific reason code (the 401s included, which clients only see as AUTHN_FAILED).',
+      help: 'Requests refused (4xx), by route kind (user, host, revocation, audit, other) and specific reason code (the 401s included, which clients only see as AUTHN_FAILED).',
+      labelNames: ['kind', 'code'],
+      registers,
+    });
+    this.failedTotal = new Counter({
+      name: 'sshca_requests_failed_total',
+      help: 'Requests that failed on the server side (5xx: UNAVAILABLE_*, INTERNAL_ERROR), by route kind and code.',
       labelNames: ['kind', 'code'],
       registers,
     });
@@ -84,8 +91,9 @@ export class Metrics {
     this.issuedTotal.inc({ kind });
   }
 
-  refused(kind: string, code: string): void {
-    this.refusedTotal.inc({ kind, code });
+  /** A refusal (4xx) or a failure (5xx), by route kind and specific code. */
+  answeredWithError(kind: string, code: string, status: number): void {
+    (status >= 500 ? this.failedTotal : this.refusedTotal).inc({ kind, code });
   }
 
   policyReloaded(ok: boolean): void {

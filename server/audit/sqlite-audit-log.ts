@@ -209,6 +209,8 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
   }
 
   async close(): Promise<void> {
+    // Appends signing remotely finish (or fail) first: none commits into a closed database.
+    await this.appending;
     this.db.close();
   }
 }

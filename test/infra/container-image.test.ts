@@ -256,7 +256,10 @@ t.test('Dockerfile: the rules hadolint would apply', async (t) => {
     t.match(ins.args, /^(?:--checksum=sha256:[0-9a-f]{64} )?https:\/\/truststore\.pki\.rds\.amazonaws\.com\/\S+ \S+$/, `line ${ins.line}: ADD only of AWS's RDS CA bundle over HTTPS, never a local file (DL3020)`);
   }
   const runtimeStage = dockerfile.at(-1)!;
-  t.ok(of(runtimeStage, 'COPY').some((c) => copyOf(c).dest === '/etc/ssl/certs/rds-global-bundle.pem'), 'the runtime carries the RDS CA bundle where SSHCA_STORE (the CDK app) names it');
+  const bundle = of(runtimeStage, 'COPY').find((c) => copyOf(c).dest === '/etc/ssl/certs/rds-global-bundle.pem');
+  t.ok(bundle, 'the runtime carries the RDS CA bundle where SSHCA_STORE (the CDK app) names it');
+  // ADD from a URL writes 0600 root: without --chmod the server (uid 1000) could not read it and would never reach the database.
+  t.match(bundle?.args ?? '', /--chmod=0?644\b/, 'readable by the non-root server user');
   t.notOk(all.some(({ ins }) => ins.keyword === 'MAINTAINER'), 'no MAINTAINER (DL4000)');
   for (const { stage, ins } of all.filter(({ ins }) => ins.keyword === 'COPY')) {
     const from = copyOf(ins).from;

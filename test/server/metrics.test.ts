@@ -63,3 +63,14 @@ t.test('/metrics: its own loopback listener, Prometheus text, issuance and refus
   dev.server.reloadPolicy();
   t.equal(value(await scrape(metricsUrl), 'sshca_policy_reloads_total', { result: 'ok' }), 1);
 });
+
+t.test('5xx answers are failures, not refusals', async (t) => {
+  const { Metrics } = await import('../../server/metrics.js');
+  const metrics = new Metrics();
+  metrics.answeredWithError('user', 'UNAVAILABLE_STS', 503);
+  metrics.answeredWithError('user', 'POLICY_NO_RULE', 403);
+  const text = await metrics.registry.metrics();
+  t.match(text, /^sshca_requests_failed_total\{kind="user",code="UNAVAILABLE_STS"\} 1$/m);
+  t.match(text, /^sshca_requests_refused_total\{kind="user",code="POLICY_NO_RULE"\} 1$/m);
+  t.notMatch(text, /sshca_requests_refused_total\{[^}]*UNAVAILABLE_STS/);
+});
