@@ -1,5 +1,6 @@
 // The sshca HTTP API as the client uses it.
 import { randomBytes } from 'node:crypto';
+import type { CertificateResponse } from '../protocol/certificate-response.js';
 import { ServerUrlError, canonicalServerUrl } from '../protocol/server-url.js';
 import { ClientError } from './client-error.js';
 import type { IdentityTokenSigner } from './identity-token-signer.js';
@@ -13,14 +14,7 @@ export interface CaInfo {
 }
 
 /** `POST /v1/certs/user` → 201 */
-export interface UserCertificateResponse {
-  readonly certificate: string;
-  readonly serial: string;
-  readonly keyId: string;
-  readonly principals: readonly string[];
-  readonly validAfter: string;
-  readonly validBefore: string;
-}
+export type UserCertificateResponse = CertificateResponse;
 
 export interface UserCertificateBody {
   readonly publicKey: string;

@@ -47,3 +47,32 @@ export function keyIdFor(callerArn: string, serial: bigint): string {
   const safeArn = callerArn.replace(/[^\x21-\x7e]/g, '?');
   return `sshca:${safeArn}:serial=${serial}`;
 }
+
+/**
+ * A new certificate's template around what policy decided: a fresh serial,
+ * the key id naming the caller, validity back-dated for clock skew. Both
+ * certificate routes build theirs here, so the two kinds cannot drift apart.
+ */
+export function newTemplate(decided: {
+  readonly kind: CertificateTemplate['kind'];
+  readonly publicKey: SshPublicKey;
+  readonly callerArn: string;
+  readonly principals: readonly string[];
+  readonly ttlSeconds: number;
+  readonly nowSeconds: number;
+  readonly criticalOptions: Readonly<Record<string, string>>;
+  readonly extensions: Readonly<Record<string, string>>;
+}): CertificateTemplate {
+  const serial = randomSerial();
+  return {
+    kind: decided.kind,
+    publicKey: decided.publicKey,
+    serial,
+    keyId: keyIdFor(decided.callerArn, serial),
+    principals: decided.principals,
+    validAfter: decided.nowSeconds - BACKDATE_SECONDS,
+    validBefore: decided.nowSeconds + decided.ttlSeconds,
+    criticalOptions: decided.criticalOptions,
+    extensions: decided.extensions,
+  };
+}

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { fingerprintOf } from '../../protocol/ssh-public-key.js';
 import type { RouteDeps } from '../app-deps.js';
 import { CertificateAuthority } from '../ca/certificate-authority.js';
-import { BACKDATE_SECONDS, keyIdFor, randomSerial } from '../ca/certificate-template.js';
+import { newTemplate } from '../ca/certificate-template.js';
 import { epochSeconds } from '../clock.js';
 import { PolicyError, RequestError, UnavailableError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
@@ -54,23 +54,20 @@ export function registerHostCertificateRoute(app: FastifyInstance, deps: RouteDe
       if (!instance) throw new PolicyError('POLICY_HOST_INSTANCE_UNKNOWN', `EC2 knows no instance ${identity.instanceId} in ${identity.accountId} ${body.region}`);
       const decision = decideHost(rules, instance);
       if (decision.ignoredNames.length > 0) request.log.warn({ instance: instance.instanceId, ignored: decision.ignoredNames }, 'names in the name tag left out of the host certificate');
-      const now = epochSeconds(deps.clock);
-      const serial = randomSerial();
       const response = await issueRecorded(deps, request, {
         ca: hostCa,
         identity,
         policyRule: 'hosts',
-        template: {
+        template: newTemplate({
           kind: 'host',
           publicKey,
-          serial,
-          keyId: keyIdFor(identity.arn, serial),
+          callerArn: identity.arn,
           principals: decision.principals,
-          validAfter: now - BACKDATE_SECONDS,
-          validBefore: now + decision.ttlSeconds,
+          ttlSeconds: decision.ttlSeconds,
+          nowSeconds: epochSeconds(deps.clock),
           criticalOptions: {},
           extensions: {},
-        },
+        }),
       });
       return reply.code(201).send(response);
     } catch (err) {

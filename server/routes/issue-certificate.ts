@@ -2,6 +2,7 @@
 // verify → record → respond. One place, so the two kinds can never differ in
 // what "no record, no certificate" means.
 import type { FastifyRequest } from 'fastify';
+import type { CertificateResponse } from '../../protocol/certificate-response.js';
 import { PublicKeyError, fingerprintOf, parsePublicKeyLine, type SshPublicKey } from '../../protocol/ssh-public-key.js';
 import type { RouteDeps } from '../app-deps.js';
 import type { CertificateAuthority } from '../ca/certificate-authority.js';
@@ -9,16 +10,6 @@ import type { CertificateTemplate } from '../ca/certificate-template.js';
 import { RequestError, UnavailableError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 import { auditContext } from './request-identity.js';
-
-/** The body of a 201 from either certificate route. */
-export interface IssuedResponse {
-  readonly certificate: string;
-  readonly serial: string;
-  readonly keyId: string;
-  readonly principals: readonly string[];
-  readonly validAfter: string;
-  readonly validBefore: string;
-}
 
 /** A public key from a request body, or 400 REQUEST_KEY_UNSUPPORTED / REQUEST_KEY_INVALID. */
 export function parseRequestKey(line: string): SshPublicKey {
@@ -37,7 +28,7 @@ export async function issueRecorded(
   deps: RouteDeps,
   request: FastifyRequest,
   issue: { readonly ca: CertificateAuthority; readonly template: CertificateTemplate; readonly identity: CallerIdentity; readonly reason?: string; readonly policyRule?: string },
-): Promise<IssuedResponse> {
+): Promise<CertificateResponse> {
   const { template, identity } = issue;
   const issued = await issue.ca.issue(template);
   try {

@@ -2,7 +2,7 @@
 // authenticate → decide → build → sign → verify → record → respond.
 import type { FastifyInstance } from 'fastify';
 import type { RouteDeps } from '../app-deps.js';
-import { BACKDATE_SECONDS, keyIdFor, randomSerial, type CertificateTemplate } from '../ca/certificate-template.js';
+import { newTemplate } from '../ca/certificate-template.js';
 import { epochSeconds } from '../clock.js';
 import { authenticateRequest, recordRefusal } from './request-identity.js';
 import { issueRecorded, parseRequestKey } from './issue-certificate.js';
@@ -47,19 +47,16 @@ export function registerUserCertificateRoute(app: FastifyInstance, deps: RouteDe
         ...(body.ttlSeconds !== undefined ? { ttlSeconds: body.ttlSeconds } : {}),
         ...(body.reason !== undefined ? { reason: body.reason } : {}),
       });
-      const now = epochSeconds(deps.clock);
-      const serial = randomSerial();
-      const template: CertificateTemplate = {
+      const template = newTemplate({
         kind: 'user',
         publicKey,
-        serial,
-        keyId: keyIdFor(identity.arn, serial),
+        callerArn: identity.arn,
         principals: decision.principals,
-        validAfter: now - BACKDATE_SECONDS,
-        validBefore: now + decision.ttlSeconds,
+        ttlSeconds: decision.ttlSeconds,
+        nowSeconds: epochSeconds(deps.clock),
         criticalOptions: decision.criticalOptions,
         extensions: decision.extensions,
-      };
+      });
       const response = await issueRecorded(deps, request, {
         ca: deps.ca,
         template,

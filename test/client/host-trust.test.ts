@@ -6,12 +6,11 @@
 // `sshca login` has refreshed RevokedHostKeys.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
-import { SSHD, ensureLoginAccount, freePort, startThrowawaySshd } from '../../scripts/throwaway-sshd.js';
+import { SSHD, ensureLoginAccount, freePort, startThrowawaySshd, waitForPort } from '../../scripts/throwaway-sshd.js';
 import { buildApp } from '../../server/app.js';
 import { CheckpointSigner } from '../../server/audit/checkpoint-signer.js';
 import { SqliteAuditLog } from '../../server/audit/sqlite-audit-log.js';
@@ -97,21 +96,6 @@ async function startHostCaServer(t: Test, dir: string, user: string, options: { 
   return { url, app, ...(options.hostCa ? { hostCaKey } : {}), credentials, faults, fetches };
 }
 
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`sshd did not listen on ${port}`);
-}
-
 /** A second sshd from the throwaway sshd's own configuration, presenting `certificate` for its host key. */
 async function startCertifiedSshd(t: Test, sshdDir: string, certificate: string): Promise<number> {
   const port = await freePort();
@@ -120,7 +104,7 @@ async function startCertifiedSshd(t: Test, sshdDir: string, certificate: string)
   t.teardown(() => {
     child.kill('SIGTERM');
   });
-  await waitForPort(port);
+  await waitForPort(port, child, 10_000);
   return port;
 }
 
