@@ -1,7 +1,7 @@
 // The tamper-evident audit chain: how a record is hashed, signed and
 // verified. The server writes it; `sshca audit verify` checks it offline.
-import { createHash } from 'node:crypto';
 import { compactVerify, importJWK, type CryptoKey, type KeyObject } from 'jose';
+import { GENESIS_HASH, canonicalJson, recordHash } from './audit-hash.js';
 
 /** A record as stored and exported. */
 export interface ChainedRecord {
@@ -12,26 +12,15 @@ export interface ChainedRecord {
   readonly data: Readonly<Record<string, unknown>>;
   readonly prevHash: string;
   readonly hash: string;
-  /** Compact JWS (EdDSA or ES256) over `{ seq, hash }`: the record is its own checkpoint. */
-  readonly checkpoint: string;
+  /**
+   * Compact JWS (EdDSA or ES256) over `{ seq, hash }`. Writes are committed
+   * in batches and only a batch's last record carries one: it covers every
+   * record before it through the hash links. Absent on the others.
+   */
+  readonly checkpoint?: string;
 }
 
-/** The hash before the first record. */
-export const GENESIS_HASH = '0'.repeat(64);
-
-/** JSON with object keys sorted at every depth: one byte string per value. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-export function recordHash(prevHash: string, seq: number, at: string, kind: string, data: Readonly<Record<string, unknown>>): string {
-  return createHash('sha256').update(`${prevHash}\n${canonicalJson({ seq, at, kind, data })}`).digest('hex');
-}
+export { GENESIS_HASH, canonicalJson, recordHash } from './audit-hash.js';
 
 /** The signed statement a checkpoint makes. */
 export function checkpointPayload(seq: number, hash: string): string {
@@ -50,28 +39,47 @@ export type VerifyKey = CryptoKey | KeyObject | Uint8Array;
 /**
  * Verifies records in order: consecutive sequence numbers from `firstSeq`,
  * each linked to the previous hash, each hash recomputed, each checkpoint
- * signed by `key`. An edited record fails its hash; a deleted, inserted or
- * reordered one breaks the sequence or the link; a forged one cannot be
- * signed. Returns the number verified, or the first failure.
+ * present signed by `key`, and every record covered by a checkpoint at or
+ * after it. An edited record fails its hash (or, with every later hash
+ * recomputed, the next checkpoint); a deleted, inserted or reordered one
+ * breaks the sequence or the link; a forged one cannot be signed; checkpoints
+ * stripped from the newest records leave them uncovered. `tailCovered`: a
+ * signed head (an export's) vouches for the last record, so the records
+ * after the last checkpoint need no checkpoint of their own. Returns the
+ * number verified, or the first failure.
  */
-export async function verifyChain(records: Iterable<ChainedRecord> | AsyncIterable<ChainedRecord>, key: VerifyKey, options: { firstSeq?: number; firstPrevHash?: string } = {}): Promise<{ ok: true; count: number; lastSeq: number; lastHash: string } | { ok: false; failure: ChainFailure }> {
+export async function verifyChain(
+  records: Iterable<ChainedRecord> | AsyncIterable<ChainedRecord>,
+  key: VerifyKey,
+  options: { firstSeq?: number; firstPrevHash?: string; tailCovered?: boolean } = {},
+): Promise<{ ok: true; count: number; lastSeq: number; lastHash: string } | { ok: false; failure: ChainFailure }> {
   let expectedSeq = options.firstSeq ?? 1;
   let prevHash = options.firstPrevHash ?? GENESIS_HASH;
   let count = 0;
+  /** The first record not yet covered by a checkpoint. */
+  let uncovered: number | undefined;
   for await (const r of records) {
     const fail = (reason: ChainFailure['reason'], message: string) => ({ ok: false as const, failure: { seq: r.seq, reason, message } });
     if (r.seq !== expectedSeq) return fail('sequence', `record ${r.seq} found where ${expectedSeq} was expected (deleted, inserted or reordered records)`);
     if (r.prevHash !== prevHash) return fail('previous-hash', `record ${r.seq} does not link to record ${r.seq - 1}`);
     if (recordHash(r.prevHash, r.seq, r.at, r.kind, r.data) !== r.hash) return fail('hash', `record ${r.seq} was modified after it was written`);
-    try {
-      const { payload } = await compactVerify(r.checkpoint, key, { algorithms: CHECKPOINT_ALGORITHMS });
-      if (new TextDecoder().decode(payload) !== checkpointPayload(r.seq, r.hash)) return fail('checkpoint', `record ${r.seq}'s checkpoint signs something else`);
-    } catch {
-      return fail('checkpoint', `record ${r.seq}'s checkpoint does not verify with the checkpoint key`);
+    if (r.checkpoint === undefined) {
+      uncovered ??= r.seq;
+    } else {
+      try {
+        const { payload } = await compactVerify(r.checkpoint, key, { algorithms: CHECKPOINT_ALGORITHMS });
+        if (new TextDecoder().decode(payload) !== checkpointPayload(r.seq, r.hash)) return fail('checkpoint', `record ${r.seq}'s checkpoint signs something else`);
+      } catch {
+        return fail('checkpoint', `record ${r.seq}'s checkpoint does not verify with the checkpoint key`);
+      }
+      uncovered = undefined;
     }
     prevHash = r.hash;
     expectedSeq++;
     count++;
+  }
+  if (uncovered !== undefined && !options.tailCovered) {
+    return { ok: false, failure: { seq: uncovered, reason: 'checkpoint', message: `records ${uncovered}–${expectedSeq - 1} are covered by no checkpoint (checkpoints removed, or the chain cut short)` } };
   }
   return { ok: true, count, lastSeq: expectedSeq - 1, lastHash: prevHash };
 }
@@ -112,13 +120,14 @@ export async function verifyExport(lines: Iterable<string> | AsyncIterable<strin
       if (head) throw new ChainError({ seq: head.seq, reason: 'head', message: `line ${lineNo}: data after the head` });
       const parsed = JSON.parse(line) as ExportLine;
       if (parsed.type === 'head') head = parsed;
-      else if (parsed.type === 'record') yield { seq: parsed.seq, at: parsed.at, kind: parsed.kind, data: parsed.data, prevHash: parsed.prevHash, hash: parsed.hash, checkpoint: parsed.checkpoint };
+      else if (parsed.type === 'record') yield { seq: parsed.seq, at: parsed.at, kind: parsed.kind, data: parsed.data, prevHash: parsed.prevHash, hash: parsed.hash, ...(parsed.checkpoint !== undefined ? { checkpoint: parsed.checkpoint } : {}) };
       else throw new ChainError({ seq: 0, reason: 'sequence', message: `line ${lineNo}: not a record` });
     }
   }
   let chain;
   try {
-    chain = await verifyChain(records(), key);
+    // The head, checked below against the last record, covers the records after the last checkpoint.
+    chain = await verifyChain(records(), key, { tailCovered: true });
   } catch (err) {
     if (err instanceof ChainError) return { ok: false, failure: err.failure };
     return { ok: false, failure: { seq: 0, reason: 'sequence', message: `line ${lineNo}: ${(err as Error).message}` } };

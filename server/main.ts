@@ -79,7 +79,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
   const store = config.store
     ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
-    : new SqliteAuditLog(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints);
+    : await SqliteAuditLog.open(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints);
   // Dev: the allowlist and the audience (the server's own URL) are filled once we know the port.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   let audienceUrl = prod?.audience ?? '';

@@ -1,8 +1,10 @@
 // The shared store: PostgreSQL, so several server replicas write one chained
 // record and share one replay cache. Appends take a transaction-scoped
-// advisory lock, so the chain stays linear however many replicas write.
+// advisory lock, so the chain stays linear however many replicas write; and
+// appends (and replay claims) arriving together commit as one batch (issue
+// 14): one lock, one commit and one checkpoint per batch per replica.
 import pg from 'pg';
-import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
+import { canonicalJson, type ChainedRecord } from '../../protocol/audit-chain.js';
 import { REPLAY_PURGE_MARGIN_MS, type ReplayCache } from '../identity/replay-cache.js';
 import {
   definedOnly,
@@ -20,7 +22,9 @@ import {
   type RevocationRecord,
   type WithdrawalRecord,
 } from './audit-log.js';
+import { issuedSerials, lastLinked, linkBatch, type AppendInput, type LinkedRecord } from './chain-batch.js';
 import type { CheckpointKey } from './checkpoint-signer.js';
+import { GroupCommit } from './group-commit.js';
 
 /** Arbitrary constants naming our advisory locks. */
 const APPEND_LOCK = 0x55aca001;
@@ -59,11 +63,15 @@ interface Row {
 }
 
 function toRecord(row: Row): ChainedRecord {
-  return { seq: Number(row.seq), at: row.at, kind: row.kind, data: row.data, prevHash: row.prev_hash, hash: row.hash, checkpoint: row.checkpoint };
+  // '' on every record of a batch but its last: the batch's checkpoint covers them.
+  return { seq: Number(row.seq), at: row.at, kind: row.kind, data: row.data, prevHash: row.prev_hash, hash: row.hash, ...(row.checkpoint !== '' ? { checkpoint: row.checkpoint } : {}) };
 }
 
 /** AuditLog and ReplayCache on PostgreSQL. Build with `PostgresAuditLog.open`. */
 export class PostgresAuditLog implements AuditLog, ReplayCache {
+  private readonly appends = new GroupCommit<AppendInput, number>((batch) => this.appendBatch(batch));
+  private readonly claims = new GroupCommit<{ key: string; expiresAt: number }, boolean>((batch) => this.claimBatch(batch));
+
   private constructor(
     private readonly pool: pg.Pool,
     private readonly checkpoints: CheckpointKey,
@@ -118,21 +126,53 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
   }
 
   private async append(kind: string, at: Date, data: Record<string, unknown>): Promise<number> {
-    const stored = definedOnly(data);
+    return this.appends.submit({ kind, at: at.toISOString(), data: definedOnly(data) });
+  }
+
+  /** One batch: under the chain's lock, linked onto the head, one multi-row insert, one checkpoint. */
+  private async appendBatch(batch: readonly AppendInput[]) {
     return this.transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK]);
       const { rows } = await c.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
-      const seq = Number(rows[0]?.seq ?? 0) + 1;
-      const prevHash = rows[0]?.hash ?? GENESIS_HASH;
-      const iso = at.toISOString();
-      const hash = recordHash(prevHash, seq, iso, kind, stored);
-      // Signed under the chain's lock: a KMS checkpoint key holds it for one Sign call.
-      const checkpoint = await this.checkpoints.sign(seq, hash);
-      await c.query('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)', [
-        seq, iso, kind, canonicalJson(stored), prevHash, hash, checkpoint,
-      ]);
-      return seq;
+      const head = rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : undefined;
+      // Rule 8 checked under the lock, so a taken serial fails its own record, not its whole batch.
+      const serials = issuedSerials(batch);
+      const taken = serials.length === 0 ? [] : (await c.query<{ s: string }>("SELECT data->>'serial' AS s FROM audit_records WHERE kind = 'issued' AND data->>'serial' = ANY($1::text[])", [serials])).rows.map((r) => r.s);
+      const linked = linkBatch(head, batch, new Set(taken));
+      const last = lastLinked(linked);
+      if (last) {
+        // Signed under the chain's lock: a KMS checkpoint key holds it for one Sign call per batch.
+        const checkpoint = await this.checkpoints.sign(last.seq, last.hash);
+        const records = linked.filter((r): r is LinkedRecord => !(r instanceof Error));
+        await c.query(
+          `INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[])`,
+          [records.map((r) => r.seq), records.map((r) => r.at), records.map((r) => r.kind), records.map((r) => canonicalJson(r.data)), records.map((r) => r.prevHash), records.map((r) => r.hash), records.map((r) => (r === last ? checkpoint : ''))],
+        );
+      }
+      return linked.map((r) => (r instanceof Error ? { ok: false as const, error: r } : { ok: true as const, value: r.seq }));
     });
+  }
+
+  /** One batch of replay claims: one insert; of two claims of one signature, only the first can win. */
+  private async claimBatch(batch: ReadonlyArray<{ key: string; expiresAt: number }>) {
+    const first = new Map<string, number>();
+    batch.forEach((c, i) => {
+      if (!first.has(c.key)) first.set(c.key, i);
+    });
+    const keys = [...first.keys()];
+    const inserted = await this.transaction(async (c) => {
+      // Expiry is judged by the database's clock, shared by every replica, and
+      // with a margin (rule 5): a replica whose clock lags cannot find a
+      // signature purged that it would still accept.
+      await c.query('DELETE FROM used_token_signatures WHERE expires_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1', [REPLAY_PURGE_MARGIN_MS]);
+      const { rows } = await c.query<{ signature: string }>(
+        'INSERT INTO used_token_signatures (signature, expires_at) SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING RETURNING signature',
+        [keys, keys.map((k) => batch[first.get(k)!]!.expiresAt)],
+      );
+      return new Set(rows.map((r) => r.signature));
+    });
+    return batch.map((c, i) => ({ ok: true as const, value: first.get(c.key) === i && inserted.has(c.key) }));
   }
 
   async recordIssued(r: IssuedRecord): Promise<void> {
@@ -204,14 +244,8 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
   }
 
   async claim(key: string, expiresAt: Date, _now: Date): Promise<boolean> {
-    // The caller's clock is unused on purpose: expiry is judged by the database's clock,
-    // shared by every replica, and with a margin (rule 5): a replica whose
-    // clock lags cannot find a signature purged that it would still accept.
-    return this.transaction(async (c) => {
-      await c.query('DELETE FROM used_token_signatures WHERE expires_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1', [REPLAY_PURGE_MARGIN_MS]);
-      const { rowCount } = await c.query('INSERT INTO used_token_signatures (signature, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [key, expiresAt.getTime()]);
-      return rowCount === 1;
-    });
+    // The caller's clock is unused on purpose: the purge goes by the database's (claimBatch).
+    return this.claims.submit({ key, expiresAt: expiresAt.getTime() });
   }
 
   async ready(): Promise<void> {
@@ -219,6 +253,8 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
   }
 
   async close(): Promise<void> {
+    // Every write in flight commits (or fails) first: the last refusal summary is not lost.
+    await Promise.all([this.appends.idle(), this.claims.idle()]);
     await this.pool.end();
   }
 }

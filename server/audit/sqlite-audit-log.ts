@@ -1,9 +1,12 @@
 // The embedded default's store: one SQLite file holding the chained audit
-// record and the replay cache. WAL with synchronous=FULL, appends in
-// BEGIN IMMEDIATE transactions: a record, its hash and its checkpoint are
-// on disk before the certificate is returned.
-import Database from 'better-sqlite3';
-import { GENESIS_HASH, canonicalJson, recordHash, type ChainedRecord } from '../../protocol/audit-chain.js';
+// record and the replay cache. WAL with synchronous=FULL; writes that arrive
+// together (appends and replay claims alike) commit in one transaction, one
+// fsync and one checkpoint per batch (issue 14), and a caller's promise
+// resolves only once its batch is on disk. The database itself lives on two
+// worker threads (sqlite-store-worker.ts): nothing here blocks the thread
+// that answers requests.
+import { Worker } from 'node:worker_threads';
+import type { ChainedRecord } from '../../protocol/audit-chain.js';
 import { REPLAY_PURGE_MARGIN_MS, type ReplayCache } from '../identity/replay-cache.js';
 import {
   definedOnly,
@@ -22,102 +25,143 @@ import {
   type WithdrawalRecord,
 } from './audit-log.js';
 import type { CheckpointKey } from './checkpoint-signer.js';
+import { GroupCommit, type BatchOutcome } from './group-commit.js';
+import { storeWorker } from './store-worker-url.js';
+import type { FromWorker, ReadMethod, SerializedError, ToWorker, WorkerSettings, WriteOp, WriteResult } from './sqlite-store-worker.js';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS audit_records (
-  seq INTEGER PRIMARY KEY,
-  at TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  data TEXT NOT NULL,
-  prev_hash TEXT NOT NULL,
-  hash TEXT NOT NULL,
-  checkpoint TEXT NOT NULL
-);
--- Rule 8: serials are unique across everything this CA ever issued.
-CREATE UNIQUE INDEX IF NOT EXISTS audit_records_serial ON audit_records (json_extract(data, '$.serial')) WHERE kind = 'issued';
-CREATE INDEX IF NOT EXISTS audit_records_at ON audit_records (at);
--- The KRL reads revocations through this index: its cost follows the number
--- of revocations, not the size of the record.
-CREATE INDEX IF NOT EXISTS audit_records_revocations ON audit_records (seq) WHERE kind IN ('revoked', 'withdrawn');
-CREATE TABLE IF NOT EXISTS used_token_signatures (
-  signature TEXT PRIMARY KEY,
-  expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS used_token_signatures_expiry ON used_token_signatures (expires_at);
-`;
-
-/** The revocation index's condition, written exactly as the index has it so the planner uses it. */
-const REVOCATION_KINDS = "kind IN ('revoked', 'withdrawn')";
-
-interface Row {
-  seq: number;
-  at: string;
-  kind: string;
-  data: string;
-  prev_hash: string;
-  hash: string;
-  checkpoint: string;
+/** A store operation that failed in the worker, with the code SQLite (or the chain) gave it. */
+export class StoreError extends Error {
+  readonly code: string;
+  constructor(error: SerializedError) {
+    super(error.message);
+    this.code = error.code ?? 'STORE_ERROR';
+  }
 }
 
-function toRecord(row: Row): ChainedRecord {
-  return { seq: row.seq, at: row.at, kind: row.kind, data: JSON.parse(row.data) as Record<string, unknown>, prevHash: row.prev_hash, hash: row.hash, checkpoint: row.checkpoint };
+/** A message to the worker, numbered when sent. */
+type Request = ToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
+
+/** One worker thread and the calls waiting on it. */
+class StoreThread {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+  private nextId = 1;
+  private failure: Error | undefined;
+  readonly opened: Promise<void>;
+  private readonly exited: Promise<void>;
+
+  constructor(settings: WorkerSettings, private readonly onSign: (seq: number, hash: string) => Promise<string>) {
+    // Referenced until it has opened, then only while a call is in flight.
+    const { url, execArgv } = storeWorker();
+    this.worker = new Worker(url, { workerData: settings, ...(execArgv ? { execArgv } : {}) });
+    let opened!: () => void;
+    let failed!: (err: Error) => void;
+    this.opened = new Promise<void>((resolve, reject) => {
+      opened = resolve;
+      failed = reject;
+    });
+    // Awaited by every call: a store that failed to open fails each of them, not the process.
+    this.opened.catch(() => undefined);
+    this.worker.on('message', (message: FromWorker) => this.receive(message, opened, failed));
+    const fail = (err: Error) => {
+      this.failure ??= err;
+      failed(err);
+      for (const w of this.waiting.values()) w.reject(err);
+      this.waiting.clear();
+      this.worker.unref();
+    };
+    this.worker.on('error', fail);
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => {
+      fail(new StoreError({ message: 'the audit store thread has stopped', code: 'STORE_CLOSED' }));
+      resolve();
+    }));
+  }
+
+  private receive(message: FromWorker, opened: () => void, failed: (err: Error) => void): void {
+    if (message.op === 'opened' || message.op === 'failed') {
+      if (this.waiting.size === 0) this.worker.unref();
+      return message.op === 'opened' ? opened() : failed(new StoreError(message.error));
+    }
+    if (message.op === 'sign') {
+      this.onSign(message.seq, message.hash).then(
+        (checkpoint) => this.post({ id: message.id, op: 'signed', checkpoint }),
+        (err: Error & { code?: string }) => this.post({ id: message.id, op: 'signed', error: { message: err.message, ...(err.code ? { code: err.code } : {}) } }),
+      );
+      return;
+    }
+    const w = this.waiting.get(message.id);
+    this.waiting.delete(message.id);
+    // Idle again: a store with nothing in flight must not keep the process alive.
+    if (this.waiting.size === 0) this.worker.unref();
+    if (message.op === 'done') w?.resolve(message.value);
+    else w?.reject(new StoreError(message.error));
+  }
+
+  private post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  async call<T>(message: Request): Promise<T> {
+    await this.opened;
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      // In flight: the process waits for the answer.
+      this.worker.ref();
+      this.post({ ...message, id } as ToWorker);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.failure) {
+      await this.call({ op: 'close' }).catch(() => undefined);
+    }
+    await this.worker.terminate();
+    await this.exited;
+  }
 }
 
 /** AuditLog and ReplayCache on one SQLite database. */
 export class SqliteAuditLog implements AuditLog, ReplayCache {
-  private readonly db: Database.Database;
+  private readonly writer: StoreThread;
+  /** Started on the first read: many stores (an instance's, a test's) never read. */
+  private reader: Promise<StoreThread> | undefined;
+  private readonly settings: WorkerSettings;
+  private readonly writes: GroupCommit<WriteOp, boolean | number>;
+  private closing: Promise<void> | undefined;
 
-  constructor(path: string, private readonly checkpoints: CheckpointKey, options: { busyTimeoutMs?: number } = {}) {
-    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.exec(SCHEMA);
+  /** Opens (creating if need be) the database at `path`; failures surface on the first call (main.ts awaits `ready()`). */
+  constructor(path: string, checkpoints: CheckpointKey, options: { busyTimeoutMs?: number; maxBatch?: number } = {}) {
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.settings = { path, busyTimeoutMs, role: 'writer' };
+    this.writer = new StoreThread(this.settings, (seq, hash) => checkpoints.sign(seq, hash));
+    this.writes = new GroupCommit(async (ops) => {
+      const results = await this.writer.call<WriteResult[]>({ op: 'write', ops });
+      return results.map((r) => (r.ok ? r : { ok: false as const, error: new StoreError(r.error) })) as BatchOutcome<boolean | number>;
+    }, options.maxBatch);
   }
 
-  /** Appends that must sign before they commit (a KMS checkpoint key) run one at a time. */
-  private appending: Promise<unknown> = Promise.resolve();
+  /** Opens the store and proves it writable before anything relies on it (start-up fails fast on a bad path). */
+  static async open(path: string, checkpoints: CheckpointKey, options: { busyTimeoutMs?: number; maxBatch?: number } = {}): Promise<SqliteAuditLog> {
+    const store = new SqliteAuditLog(path, checkpoints, options);
+    try {
+      await store.ready();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
 
   private async append(kind: string, at: Date, data: Record<string, unknown>): Promise<number> {
-    const stored = definedOnly(data);
-    const iso = at.toISOString();
-    const next = () => {
-      const last = this.db.prepare('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
-      const seq = (last?.seq ?? 0) + 1;
-      const prevHash = last?.hash ?? GENESIS_HASH;
-      return { seq, prevHash, hash: recordHash(prevHash, seq, iso, kind, stored) };
-    };
-    const insert = (r: { seq: number; prevHash: string; hash: string }, checkpoint: string) =>
-      this.db.prepare('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.seq, iso, kind, canonicalJson(stored), r.prevHash, r.hash, checkpoint);
-    const signSync = this.checkpoints.signSync?.bind(this.checkpoints);
-    if (signSync) {
-      // A key in memory: record and checkpoint in one synchronous transaction.
-      return this.db
-        .transaction(() => {
-          const r = next();
-          insert(r, signSync(r.seq, r.hash));
-          return r.seq;
-        })
-        .immediate();
-    }
-    // A remote key: sign the next link, then commit it only if it is still the
-    // next one (another process may have appended meanwhile: sign again).
-    const run = this.appending.then(async () => {
-      for (;;) {
-        const r = next();
-        const checkpoint = await this.checkpoints.sign(r.seq, r.hash);
-        const committed = this.db
-          .transaction(() => {
-            const now = next();
-            if (now.seq !== r.seq || now.prevHash !== r.prevHash) return false;
-            insert(r, checkpoint);
-            return true;
-          })
-          .immediate();
-        if (committed) return r.seq;
-      }
-    });
-    this.appending = run.catch(() => undefined);
-    return run;
+    return (await this.writes.submit({ type: 'append', kind, at: at.toISOString(), data: definedOnly(data) })) as number;
+  }
+
+  private async read<T>(method: ReadMethod, ...args: unknown[]): Promise<T> {
+    // The reader opens once the writer has created the schema.
+    this.reader ??= this.writer.opened.then(() => new StoreThread({ ...this.settings, role: 'reader' }, () => Promise.reject(new Error('the reader signs nothing'))));
+    return (await this.reader).call<T>({ op: 'read', method, args });
   }
 
   async recordIssued(r: IssuedRecord): Promise<void> {
@@ -140,77 +184,53 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     await this.append('refused-summary', r.at, refusalSummaryData(r));
   }
 
-  async revocationRecords(): Promise<ChainedRecord[]> {
-    return (this.db.prepare(`SELECT * FROM audit_records WHERE ${REVOCATION_KINDS} ORDER BY seq`).all() as Row[]).map(toRecord);
+  revocationRecords(): Promise<ChainedRecord[]> {
+    return this.read('revocationRecords');
   }
 
-  async newestRevocationSeq(): Promise<number> {
-    const row = this.db.prepare(`SELECT max(seq) AS s FROM audit_records WHERE ${REVOCATION_KINDS}`).get() as { s: number | null };
-    return row.s ?? 0;
+  newestRevocationSeq(): Promise<number> {
+    return this.read('newestRevocationSeq');
   }
 
   /** The query plan of the revocation read, for the test that pins its use of the index. */
-  revocationQueryPlan(): string {
-    const rows = this.db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM audit_records WHERE ${REVOCATION_KINDS} ORDER BY seq`).all() as Array<{ detail: string }>;
-    return rows.map((r) => r.detail).join('\n');
+  revocationQueryPlan(): Promise<string> {
+    return this.read('revocationQueryPlan');
   }
 
-  async query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const add = (sql: string, ...values: unknown[]) => {
-      where.push(sql);
-      args.push(...values);
-    };
-    if (filter.kind) add('kind = ?', filter.kind);
-    if (filter.principal) add("EXISTS (SELECT 1 FROM json_each(data, '$.principals') WHERE value = ?)", filter.principal);
-    if (filter.caller) add("json_extract(data, '$.callerArn') = ?", filter.caller);
-    if (filter.account) add("json_extract(data, '$.accountId') = ?", filter.account);
-    if (filter.serial) add("json_extract(data, '$.serial') = ?", filter.serial);
-    if (filter.keyId) add("json_extract(data, '$.keyId') = ?", filter.keyId);
-    if (filter.fingerprint) add("(json_extract(data, '$.publicKeyFingerprint') = ? OR json_extract(data, '$.certificateFingerprint') = ?)", filter.fingerprint, filter.fingerprint);
-    if (filter.since) add('at >= ?', filter.since.toISOString());
-    if (filter.until) add('at < ?', filter.until.toISOString());
-    if (page.before !== undefined) add('seq < ?', page.before);
-    const sql = `SELECT * FROM audit_records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, page.limit + 1) as Row[];
-    const records = rows.slice(0, page.limit).map(toRecord);
-    return { records, ...(rows.length > page.limit ? { nextBefore: records.at(-1)!.seq } : {}) };
+  query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
+    return this.read('query', filter, page);
   }
 
-  async latestExpiry(caFingerprint: string): Promise<number | undefined> {
-    const row = this.db.prepare("SELECT max(json_extract(data, '$.validBefore')) AS v FROM audit_records WHERE kind = 'issued' AND json_extract(data, '$.caFingerprint') = ?").get(caFingerprint) as { v: number | null };
-    return row.v ?? undefined;
+  latestExpiry(caFingerprint: string): Promise<number | undefined> {
+    return this.read('latestExpiry', caFingerprint);
   }
 
   async *exportRecords(): AsyncIterable<ChainedRecord> {
-    // Pages rather than one long-lived iterator, so writers are never blocked by an export.
+    // Pages rather than one long-lived read, so writers are never blocked by an export.
     let after = 0;
     for (;;) {
-      const rows = this.db.prepare('SELECT * FROM audit_records WHERE seq > ? ORDER BY seq LIMIT 1000').all(after) as Row[];
-      if (rows.length === 0) return;
-      for (const row of rows) yield toRecord(row);
-      after = rows.at(-1)!.seq;
+      const records = await this.read<ChainedRecord[]>('exportPage', after);
+      if (records.length === 0) return;
+      yield* records;
+      after = records.at(-1)!.seq;
     }
   }
 
   async claim(key: string, expiresAt: Date, now: Date): Promise<boolean> {
-    const result = this.db.transaction(() => {
-      // Kept a margin past expiry: a replica whose clock lags still finds the signature (rule 5).
-      this.db.prepare('DELETE FROM used_token_signatures WHERE expires_at < ?').run(now.getTime() - REPLAY_PURGE_MARGIN_MS);
-      return this.db.prepare('INSERT OR IGNORE INTO used_token_signatures (signature, expires_at) VALUES (?, ?)').run(key, expiresAt.getTime());
-    })();
-    return result.changes === 1;
+    return (await this.writes.submit({ type: 'claim', key, expiresAt: expiresAt.getTime(), purgeBefore: now.getTime() - REPLAY_PURGE_MARGIN_MS })) as boolean;
   }
 
   async ready(): Promise<void> {
-    // A write probe: a store that can be read but not written must not report ready.
-    this.db.transaction(() => this.db.prepare('DELETE FROM used_token_signatures WHERE expires_at < 0').run()).immediate();
+    await this.writes.submit({ type: 'probe' });
   }
 
-  async close(): Promise<void> {
-    // Appends signing remotely finish (or fail) first: none commits into a closed database.
-    await this.appending;
-    this.db.close();
+  /** Waits for every write in flight (the last refusal summary included), then stops both threads. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.writes.idle();
+      const reader = await this.reader?.catch(() => undefined);
+      await Promise.all([this.writer.close(), reader?.close()]);
+    })();
+    return this.closing;
   }
 }

@@ -118,7 +118,7 @@ async function contract(t: Test, engine: Engine): Promise<void> {
       // Each case starts from the intact chain.
       await engine.sql('DELETE FROM audit_records');
       for (const r of before) {
-        await engine.sql('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4, $5, $6, $7)', [r.seq, r.at, r.kind, canonicalJson(r.data), r.prevHash, r.hash, r.checkpoint]);
+        await engine.sql('INSERT INTO audit_records (seq, at, kind, data, prev_hash, hash, checkpoint) VALUES ($1, $2, $3, $4, $5, $6, $7)', [r.seq, r.at, r.kind, canonicalJson(r.data), r.prevHash, r.hash, r.checkpoint ?? '']);
       }
       t.equal((await verifyChain(store.exportRecords(), key)).ok, true, `${name}: intact before`);
       await tamper();
@@ -140,7 +140,7 @@ t.test('SQLite store', async (t) => {
       raw.prepare(statement.replace(/\$\d+/g, '?')).run(...(params as unknown[]));
     },
     editPrincipal: `UPDATE audit_records SET data = json_set(data, '$.principals[0]', 'mallory') WHERE seq = ?`,
-    uniqueViolation: { code: 'SQLITE_CONSTRAINT_UNIQUE' },
+    uniqueViolation: { code: 'STORE_DUPLICATE_SERIAL' },
     outage: async () => {
       const locker = new Database(path);
       locker.exec('BEGIN EXCLUSIVE');
@@ -170,7 +170,7 @@ t.test('PostgreSQL store', needsPostgres, async (t) => {
       await rawClient.query(statement.replace('$4, $5', '$4::jsonb, $5'), params);
     },
     editPrincipal: `UPDATE audit_records SET data = jsonb_set(data, '{principals,0}', '"mallory"') WHERE seq = $1`,
-    uniqueViolation: { code: '23505' },
+    uniqueViolation: { code: 'STORE_DUPLICATE_SERIAL' },
     outage: async () => {
       server.stop();
       return { restore: async () => {

@@ -22,13 +22,14 @@ t.test('a KMS checkpoint key (Ed25519, P-256): every record signed, sshca audit 
     const store = new SqliteAuditLog(join(dir, 'audit.db'), signer);
     t.teardown(() => store.close());
     const signsBefore = kms.counts.sign;
-    // Concurrent appends: each signs the next link, one at a time, and the chain stays whole.
+    // Concurrent appends: committed as batches, one kms:Sign per batch (issue 14), and the chain stays whole.
     await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
         store.recordRefusal({ requestId: `r${i}`, at: new Date(), code: 'POLICY_NO_RULE', callerArn: 'arn:aws:iam::111111111111:user/eve', accountId: '111111111111', sourceIp: '10.0.0.1' }),
       ),
     );
-    t.equal(kms.counts.sign - signsBefore, 12, 'one kms:Sign per record');
+    const signs = kms.counts.sign - signsBefore;
+    t.ok(signs >= 1 && signs < 12, `12 concurrent appends cost ${signs} kms:Sign calls, one per batch`);
     const records = [];
     for await (const r of store.exportRecords()) records.push(r);
     t.same(records.map((r) => r.seq), Array.from({ length: 12 }, (_, i) => i + 1));
