@@ -94,6 +94,36 @@ async function contract(t: Test, engine: Engine): Promise<void> {
     t.equal((await verifyChain(store.exportRecords(), key)).ok, true);
   });
 
+  await t.test('concurrent appends commit as batches: one checkpoint per batch, every record covered (issue 14)', async (t) => {
+    const before = (await collect(store)).length;
+    // Submitted in one tick: they reach the store together.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.recordRefusal({ requestId: `b${i}`, at: new Date(), code: 'POLICY_NO_RULE', sourceIp: '10.0.0.1' })));
+    const records = (await collect(store)).slice(before);
+    t.equal(records.length, 20);
+    const signed = records.filter((r) => r.checkpoint !== undefined);
+    t.ok(signed.length >= 1 && signed.length < 20, `20 appends, ${signed.length} checkpoint(s): one per batch, not per record`);
+    t.ok(records.at(-1)!.checkpoint, "the newest record ends a batch: it carries the batch's checkpoint");
+    t.match(await verifyChain(store.exportRecords(), key), { ok: true }, 'the chain verifies');
+
+    const all = await collect(store);
+    // An attacker without the key edits a record inside a batch and rehashes everything after it.
+    const target = all.findIndex((r, i) => i >= before && r.checkpoint === undefined);
+    const rewritten = [...all];
+    let prev = target > 0 ? all[target - 1]!.hash : '0'.repeat(64);
+    for (let i = target; i < all.length; i++) {
+      const r = all[i]!;
+      const data = i === target ? { ...r.data, code: 'FORGED' } : r.data;
+      const hash = recordHash(prev, r.seq, r.at, r.kind, data);
+      rewritten[i] = { ...r, data, prevHash: prev, hash };
+      prev = hash;
+    }
+    const coveringSeq = all.slice(target).find((r) => r.checkpoint !== undefined)!.seq;
+    t.match(await verifyChain(rewritten, key), { ok: false, failure: { seq: coveringSeq, reason: 'checkpoint' } }, "an edit inside a batch fails the batch's checkpoint");
+    const stripped = all.map((r, i) => (i === all.length - 1 ? { ...r, checkpoint: undefined } : r));
+    t.match(await verifyChain(stripped, key), { ok: false, failure: { reason: 'checkpoint' } }, 'a newest record without its checkpoint is covered by none');
+    t.match(await verifyChain(stripped, key, { tailCovered: true }), { ok: true }, '…unless a signed head covers it (an export)');
+  });
+
   await t.test('tampering in the database is detected, naming the record', async (t) => {
     const before = await collect(store);
     const n = before.length;
