@@ -39,5 +39,8 @@ export function registerDevSts(app: FastifyInstance, deps: { identity: DevIdenti
     };
     scope.post('/dev/sts', handler);
     scope.post(DEV_STS_PATH, handler);
-  });
+    // Every certificate request replays one STS call: at info level that
+    // doubled the request log (and its cost, issue 14) with lines that say
+    // nothing the sshca request's own lines do not.
+  }, { logLevel: 'warn' });
 }
