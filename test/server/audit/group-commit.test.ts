@@ -54,3 +54,35 @@ t.test('a failed commit fails its whole batch and only it; per-item errors stay 
   await t.rejects(later[4]!, /committed 0 results/, 'a commit that answers for the wrong number of items fails them');
   await group.idle();
 });
+
+t.test('SQLite: reads and the event loop go on while a batch holds the write transaction', async (t) => {
+  const { join } = await import('node:path');
+  const { CheckpointSigner } = await import('../../../server/audit/checkpoint-signer.js');
+  const { SqliteAuditLog } = await import('../../../server/audit/sqlite-audit-log.js');
+  const dir = t.testdir();
+  const real = CheckpointSigner.openOrCreate(join(dir, 'cp.pem'));
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let signing!: () => void;
+  const signingStarted = new Promise<void>((r) => (signing = r));
+  // A checkpoint key that takes as long as the test says (a slow KMS): the batch waits inside its transaction.
+  let slowNow = false;
+  const slow = { jwk: real.jwk, signHead: real.signHead.bind(real), sign: async (seq: number, hash: string) => (slowNow && (signing(), await held), real.sign(seq, hash)) };
+  const store = new SqliteAuditLog(join(dir, 'audit.db'), slow);
+  t.teardown(() => store.close());
+  await store.recordRefusal({ requestId: 'r0', at: new Date(), code: 'POLICY_NO_RULE', sourceIp: '10.0.0.1' });
+  slowNow = true;
+  const first = store.recordRefusal({ requestId: 'r1', at: new Date(), code: 'POLICY_NO_RULE', sourceIp: '10.0.0.1' });
+  await signingStarted;
+  const timerFired = await new Promise<boolean>((r) => setTimeout(() => r(true), 20));
+  t.ok(timerFired, 'the event loop runs while the batch is open');
+  const page = await store.query({}, { limit: 10 });
+  t.same(page.records.map((r) => r.data.requestId), ['r0'], 'a read answers mid-commit, and sees only what is committed');
+  let committed = false;
+  void first.then(() => (committed = true));
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(committed, false, 'the append is not answered before its commit');
+  release();
+  await first;
+  t.same((await store.query({}, { limit: 10 })).records.map((r) => r.data.requestId), ['r1', 'r0']);
+});
