@@ -102,11 +102,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     const { status, code, message } = describeError(error);
-    // The specific reason (not only the uniform 401) and the caller when known: what an operator greps for.
+    // The specific reason (not only the uniform 401), the source (behind a
+    // trusted proxy: the caller's address) and the caller when known: what an
+    // operator greps for — for anonymous refusals, the only per-request trace.
     const reasonCode = error instanceof SshcaError ? error.code : code;
     const caller = request.callerArn;
-    if (status >= 500) request.log.error({ err: error, code, reasonCode, caller }, 'request failed');
-    else request.log.info({ code, reasonCode, caller, reason: (error as Error).message }, 'request refused');
+    const sourceIp = request.ip;
+    if (status >= 500) request.log.error({ err: error, code, reasonCode, caller, sourceIp }, 'request failed');
+    else request.log.info({ code, reasonCode, caller, sourceIp, reason: (error as Error).message }, 'request refused');
     metrics.answeredWithError(routeKind(request), reasonCode, status);
     // Refused before any handler could record it (schema, body, rate limit): counted, never a record of its own.
     if (status < 500 && accessOf(request) !== undefined && !request.refusalRecorded) {

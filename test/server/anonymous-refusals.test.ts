@@ -183,3 +183,22 @@ t.test('a forged token costs no durable write: the replay cache only holds signa
   t.equal((db.prepare('SELECT count(*) AS n FROM used_token_signatures').get() as { n: number }).n, 1);
   t.equal(await lastAnonymousRefusalCode(dev), 'AUTHN_REPLAY');
 });
+
+t.test("an anonymous refusal's detail is in the log (its specific code, source and request id), while the chain only counts it", async (t) => {
+  const { spawnServer } = await import('../fixtures/server-process.js');
+  const dataDir = join(t.testdir(), 'data');
+  const server = await spawnServer(t, ['--dev', '--port', '0', '--data-dir', dataDir, '--dev-user', 'kay'], { SSHCA_LOG_LEVEL: 'info' });
+  t.ok(server.url, server.stderr());
+  const body = JSON.stringify({ publicKey });
+  const res = await fetch(`${server.url}/v1/certs/user`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'SSHCA-AWS4 not-a-token' }, body });
+  t.equal(res.status, 401);
+  const { requestId } = (await res.json()) as { requestId: string };
+  await server.logged('request refused');
+  const line = server.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request refused');
+  t.match(line, { reasonCode: 'AUTHN_TOKEN_MALFORMED', code: 'AUTHN_FAILED' }, 'the specific code is logged (the 401 body stays uniform)');
+  t.equal(line?.sourceIp, '127.0.0.1', 'with the source address');
+  t.equal(line?.reqId, requestId, 'and the request id the client saw');
+  const db = new Database(join(dataDir, 'audit.db'), { readonly: true });
+  t.teardown(() => db.close());
+  t.equal((db.prepare("SELECT count(*) AS n FROM audit_records WHERE kind = 'refused'").get() as { n: number }).n, 0, 'no individual record on the chain');
+});

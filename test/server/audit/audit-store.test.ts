@@ -94,6 +94,23 @@ async function contract(t: Test, engine: Engine): Promise<void> {
     t.equal((await verifyChain(store.exportRecords(), key)).ok, true);
   });
 
+  await t.test('revocations, withdrawals and refusal summaries: on the chain and read back (issue 10)', async (t) => {
+    const at = new Date();
+    const admin = { callerArn: 'arn:aws:iam::111111111111:user/admin', accountId: '111111111111', sourceIp: '10.0.0.9' };
+    await store.recordRefusalSummary({ at, intervalStart: new Date(at.getTime() - 60_000), total: 3, counts: [{ code: 'AUTHN_MISSING', network: '10.0.0.0/24', count: 3 }] });
+    const revoked = await store.recordRevocation({ requestId: 'rv1', at, serial: '4242', caFingerprint: 'SHA256:ca', validBefore: Math.floor(at.getTime() / 1000) + 3600, revokedBy: 'serial', reason: 'laptop lost', ...admin });
+    const withdrawn = await store.recordWithdrawal({ requestId: 'wd1', at, revocationSeq: revoked, reason: 'found it', ...admin });
+    t.ok(withdrawn > revoked, 'each append answers with its sequence number');
+    const revocations = await store.revocationRecords();
+    t.same(revocations.slice(-2).map((r) => [r.seq, r.kind]), [[revoked, 'revoked'], [withdrawn, 'withdrawn']], 'only revocations and withdrawals, oldest first');
+    t.notOk(revocations.some((r) => r.kind !== 'revoked' && r.kind !== 'withdrawn'), 'nothing else');
+    t.match(revocations.at(-1)!.data, { revocationSeq: revoked, reason: 'found it' });
+    t.equal(await store.newestRevocationSeq(), withdrawn);
+    const summary = (await store.query({ kind: 'refused-summary' }, { limit: 1 })).records[0]!;
+    t.match(summary.data, { total: 3, counts: [{ code: 'AUTHN_MISSING', network: '10.0.0.0/24', count: 3 }] }, 'the summary, as recorded');
+    t.match(await verifyChain(store.exportRecords(), key), { ok: true });
+  });
+
   await t.test('concurrent appends commit as batches: one checkpoint per batch, every record covered (issue 14)', async (t) => {
     const before = (await collect(store)).length;
     // Submitted in one tick: they reach the store together.
