@@ -15,8 +15,9 @@ import { DEFAULT_USER_EXTENSIONS, keyIdFor, randomSerial } from '../../server/ca
 import { LocalSigner } from '../../server/ca/local-signer.js';
 import { devLoginEnv, runCli } from '../fixtures/cli.js';
 import { startDevServer } from '../fixtures/dev-server.js';
-import { bootstrap, effectiveConfig, prepareDistroRoot, prepareInstanceRoot, sshLogin, startInstanceSshd, startLoggingSshd } from '../fixtures/instance.js';
+import { bootstrap, effectiveConfig, fakeTools, prepareDistroRoot, prepareInstanceRoot, sshLogin, startInstanceSshd, startLoggingSshd } from '../fixtures/instance.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
+import { startRelay } from '../fixtures/relay.js';
 
 /** Every file under dir (recursively) with its bytes and mode. */
 function snapshot(dir: string): Map<string, string> {
@@ -147,6 +148,116 @@ t.test('first boot with the server down, then up; the allow map changes on refre
   t.equal(readFileSync(join(etc, 'sshca', 'principals', user), 'utf8'), 'deploy\n');
   t.equal(await sshLogin(instance.port, user, key, deployCert), 0, 'deploy logs in after the refresh');
   t.not(await sshLogin(instance.port, user, key, `${key}-cert.pub`), 0, 'alice no longer does');
+
+  // The allow map is part of the all-or-nothing sshd configuration: a
+  // refresh whose effective check fails does not apply an edit to it either.
+  const config = join(etc, 'sshd_config');
+  const goodConfig = readFileSync(config, 'utf8');
+  writeFileSync(config, `PasswordAuthentication yes\n${goodConfig}`);
+  writeFileSync(settings, readFileSync(settings, 'utf8').replace(`allow=${user}=deploy`, `allow=${user}=alice`));
+  const refused = await bootstrap(['--refresh', '--root', root]);
+  t.equal(refused.code, 1, 'the check fails');
+  t.equal(readFileSync(join(etc, 'sshca', 'principals', user), 'utf8'), 'deploy\n', 'and the allow map edit is undone with the rest');
+  writeFileSync(config, goodConfig);
+  t.equal((await bootstrap(['--refresh', '--root', root])).code, 0);
+  t.equal(readFileSync(join(etc, 'sshca', 'principals', user), 'utf8'), 'alice\n', 'the next good refresh applies it');
+});
+
+t.test('first boot: a CA list but no trust state (HTTP 5xx) is pending, not a failure; a later refresh completes it', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t);
+  const pin = await pinOf(dev.url);
+  for (const status of [503, 500]) {
+    const { root, etc } = await prepareInstanceRoot(t);
+    const relay = await startRelay(t, dev.url);
+    relay.fault = (path) => (path === '/v1/trust-state' ? status : undefined);
+    const sshBefore = snapshot(etc);
+    const first = await bootstrap(['--server', relay.url, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', root]);
+    t.equal(first.code, 3, `trust state HTTP ${status}: exit 3, pending`);
+    t.match(first.stderr, /\[STATE_UNAVAILABLE\]/);
+    t.ok(relay.recorded.has('/v1/ca/user.pub'), 'the CA list itself was served');
+    t.same(snapshot(etc), sshBefore, 'sshd is exactly as it was: no CA list, no KRL, no drop-in');
+    t.ok(existsSync(join(root, 'etc', 'systemd', 'system', 'sshca-refresh.timer')), 'the timer is installed');
+    t.match(readFileSync(join(root, 'etc', 'sshca', 'bootstrap.conf'), 'utf8'), /^ca-fingerprint=SHA256:/m, 'with the pin');
+    t.equal((await bootstrap(['--refresh', '--root', root])).code, 3, 'still pending while the statement is missing');
+    delete relay.fault;
+    const later = await bootstrap(['--refresh', '--root', root]);
+    t.equal(later.code, 0, later.stderr);
+    t.ok(existsSync(join(etc, 'sshca', 'trust-state')), 'completed, with the trust state recorded');
+  }
+});
+
+t.test('every hardening flag changes what sshd -T enforces, and a refresh keeps it', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t);
+  const pin = await pinOf(dev.url);
+  // Each flag with a value other than its default, and what sshd -T then shows.
+  const flags: readonly [flag: string, value: string, keyword: string, effective: string][] = [
+    ['--max-auth-tries', '6', 'maxauthtries', '6'],
+    ['--login-grace-time', '1m', 'logingracetime', '60'],
+    ['--x11-forwarding', 'yes', 'x11forwarding', 'yes'],
+    ['--client-alive-interval', '2m', 'clientaliveinterval', '120'],
+    ['--client-alive-count-max', '5', 'clientalivecountmax', '5'],
+    ['--kex', 'curve25519-sha256,diffie-hellman-group16-sha512', 'kexalgorithms', 'curve25519-sha256,diffie-hellman-group16-sha512'],
+    ['--ciphers', 'aes256-gcm@openssh.com,aes256-ctr', 'ciphers', 'aes256-gcm@openssh.com,aes256-ctr'],
+    ['--macs', 'hmac-sha2-256-etm@openssh.com', 'macs', 'hmac-sha2-256-etm@openssh.com'],
+    ['--host-key-algorithms', 'ssh-ed25519,rsa-sha2-512', 'hostkeyalgorithms', 'ssh-ed25519,rsa-sha2-512'],
+  ];
+  // Debian's stock file (cloud-init's drop-in after ours) and AL2023's (Red Hat's crypto policy after ours).
+  for (const kind of ['debian-cloud-init', 'al2023'] as const) {
+    const instance = await prepareDistroRoot(t, kind);
+    const install = ['--server', dev.url, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', instance.root];
+    const plain = await bootstrap(install);
+    t.equal(plain.code, 0, plain.stderr);
+    const defaults = await effectiveConfig(instance.sshdConfig, 'nobody');
+    const r = await bootstrap([...install, ...flags.flatMap(([flag, value]) => [flag, value])]);
+    t.equal(r.code, 0, r.stderr);
+    const check = async (when: string) => {
+      const eff = await effectiveConfig(instance.sshdConfig, 'nobody');
+      for (const [flag, , keyword, effective] of flags) t.equal(eff.get(keyword), effective, `${kind} ${when}: ${flag} → sshd -T ${keyword} ${effective}`);
+    };
+    for (const [flag, , keyword, effective] of flags) t.not(defaults.get(keyword), effective, `${kind}: without ${flag}, sshd -T ${keyword} is another value`);
+    await check('after the install');
+    const refreshed = await bootstrap(['--refresh', '--root', instance.root]);
+    t.equal(refreshed.code, 0, refreshed.stderr);
+    t.match(refreshed.stderr, /no changes/, 'the refresh reads them back from the settings file');
+    await check('after a refresh');
+  }
+});
+
+t.test("the default algorithm lists follow the installed OpenSSH's version", needsOpenSsh, async (t) => {
+  const dropinOf = async (binDir?: string) => {
+    const r = await bootstrap(['--print-dropin'], binDir ? { binDir } : {});
+    t.equal(r.code, 0, r.stderr);
+    return new Map(r.stdout.split('\n').filter((l) => /^(KexAlgorithms|Ciphers|MACs|HostKeyAlgorithms) /.test(l)).map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1).split(',')]));
+  };
+  const newest = await dropinOf();
+  t.ok(newest.get('KexAlgorithms')?.includes('sntrup761x25519-sha512@openssh.com'), 'this OpenSSH (8.5 or later) gets the post-quantum key exchange');
+  const without = (list: string[] | undefined, ...drop: string[]) => (list ?? []).filter((a) => !drop.includes(a));
+  for (const [release, version, dropped] of [
+    // Debian 11, Ubuntu 20.04: sshd -t would refuse sntrup761x25519 (added in 8.5).
+    ['Debian 11', 'OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023', { KexAlgorithms: ['sntrup761x25519-sha512@openssh.com'] }],
+    ['Ubuntu 20.04', 'OpenSSH_8.2p1 Ubuntu-4ubuntu0.13, OpenSSL 1.1.1f  31 Mar 2020', { KexAlgorithms: ['sntrup761x25519-sha512@openssh.com'] }],
+    // Amazon Linux 2: nor RSA/SHA-2 certificate algorithms (added in 7.8).
+    ['Amazon Linux 2', 'OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017', { KexAlgorithms: ['sntrup761x25519-sha512@openssh.com'], HostKeyAlgorithms: ['rsa-sha2-512-cert-v01@openssh.com', 'rsa-sha2-256-cert-v01@openssh.com'] }],
+  ] as const) {
+    const { binDir } = fakeTools(t, { sshdVersion: version });
+    const lists = await dropinOf(binDir);
+    for (const name of ['KexAlgorithms', 'Ciphers', 'MACs', 'HostKeyAlgorithms'] as const) {
+      t.same(lists.get(name), without(newest.get(name), ...((dropped as Record<string, readonly string[]>)[name] ?? [])), `${release}: ${name}`);
+    }
+  }
+
+  // A whole install as on Debian 11 (its version; this machine's sshd judges
+  // the lists): sshd -t accepts them, sshd -T enforces them, and the settings
+  // file records no list (a later OpenSSH upgrade gets its own defaults).
+  const dev = await startDevServer(t);
+  const instance = await prepareDistroRoot(t, 'debian-cloud-init');
+  const { binDir, calls } = fakeTools(t, { sshdVersion: 'OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023' });
+  const r = await bootstrap(['--server', dev.url, '--ca-fingerprint', await pinOf(dev.url), '--allow', 'nobody=alice', '--root', instance.root], { binDir });
+  t.equal(r.code, 0, r.stderr);
+  t.ok(calls().includes('sshd -V [exit 1]'), 'the version came from sshd -V (as an unknown option, like 8.4 has it)');
+  const eff = await effectiveConfig(instance.sshdConfig, 'nobody');
+  t.equal(eff.get('kexalgorithms'), without(newest.get('KexAlgorithms'), 'sntrup761x25519-sha512@openssh.com').join(','));
+  t.notMatch(readFileSync(join(instance.root, 'etc', 'sshca', 'bootstrap.conf'), 'utf8'), /^(kex|ciphers|macs|host-key-algorithms)=/m);
 });
 
 const haveSshAudit = existsSync('/usr/bin/ssh-audit');

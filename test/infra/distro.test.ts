@@ -2,7 +2,7 @@
 // something read before or after it that would re-open a door (cloud-init's
 // PasswordAuthentication yes, an earlier drop-in, an AuthorizedKeysCommand):
 // what sshd -T enforces, and what a real sshd on loopback lets in.
-import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { fingerprintOf, parsePublicKeyLine } from '../../protocol/ssh-public-key.js';
@@ -12,7 +12,7 @@ import { DEFAULT_USER_EXTENSIONS, keyIdFor, randomSerial } from '../../server/ca
 import { LocalSigner } from '../../server/ca/local-signer.js';
 import { devLoginEnv, runCli } from '../fixtures/cli.js';
 import { startDevServer } from '../fixtures/dev-server.js';
-import { bootstrap, effectiveConfig, ensureKeysAccount, offeredMethods, prepareDistroRoot, sshLogin, startLoggingSshd, type DistroKind } from '../fixtures/instance.js';
+import { bootstrap, effectiveConfig, ensureKeysAccount, fakeTools, offeredMethods, prepareDistroRoot, sshLogin, startLoggingSshd, waitForFileToContain, type DistroKind } from '../fixtures/instance.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 
 const needsRoot = { skip: needsOpenSsh.skip || (process.env.CI !== 'true' && process.getuid?.() !== 0 ? 'needs root (creates login accounts)' : false) };
@@ -68,9 +68,9 @@ t.test('distribution roots: sshd enforces certificates only', needsRoot, async (
       t.not(await sshLogin(root.port, 'root', key, cert), 0, 'root is refused');
       rmSync(rootPrincipals);
       t.not(await sshLogin(root.port, user, key, strangerCert), 0, 'a certificate for another principal is refused');
-      await new Promise((r) => setTimeout(r, 100));
-      const log = readFileSync(root.log, 'utf8');
-      t.ok(log.includes(`ID ${keyId} (serial ${serial})`), "the refused certificate's key id and serial are in sshd's log");
+      // sshd may log the refusal after the client has gone: wait for the line (or time out).
+      const logged = await waitForFileToContain(root.log, `ID ${keyId} (serial ${serial})`).then(() => true, () => false);
+      t.ok(logged, "the refused certificate's key id and serial are in sshd's log");
 
       if (kind === 'debian-cloud-init') {
         // The control: with --keep-authorized-keys the same key logs in, and the summary says so.
@@ -86,4 +86,58 @@ t.test('distribution roots: sshd enforces certificates only', needsRoot, async (
       }
     });
   }
+});
+
+// The reload: which unit each distribution has, and never before sshd -t has
+// accepted the configuration. --root never reloads (a staged image's sshd is
+// not this machine's); SSHCA_BOOTSTRAP_TEST_RELOAD=1 lets a test run the
+// reload against a fake systemctl that logs what it is asked.
+t.test('sshd is reloaded through its own unit, only after sshd -t accepted the configuration', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t);
+  const pin = fingerprintOf(parsePublicKeyLine((await (await fetch(`${dev.url}/v1/ca/user.pub`)).text()).trim()).blob);
+  const env = { SSHCA_BOOTSTRAP_TEST_RELOAD: '1' };
+  const installOn = (root: string, ...extra: string[]) => ['--server', dev.url, '--ca-fingerprint', pin, '--allow', 'nobody=alice', '--root', root, ...extra];
+  const reloads = (calls: string[]) => calls.filter((c) => c.startsWith('systemctl reload'));
+
+  for (const [kind, units, unit] of [
+    // Debian/Ubuntu: ssh.service, with sshd.service as an alias; ssh is the one to reload.
+    ['debian-cloud-init', ['ssh', 'sshd'], 'ssh.service'],
+    // Amazon Linux 2023: only sshd.service.
+    ['al2023', ['sshd'], 'sshd.service'],
+  ] as const) {
+    await t.test(kind, async (t) => {
+      const root = await prepareDistroRoot(t, kind);
+      const { binDir, calls } = fakeTools(t, { units });
+      const r = await bootstrap(installOn(root.root), { binDir, env });
+      t.equal(r.code, 0, r.stderr);
+      t.same(reloads(calls()), [`systemctl reload ${unit}`], `systemctl reload ${unit}, once`);
+      const checked = calls().findIndex((c) => /^sshd -t .* \[exit 0\]$/.test(c));
+      t.ok(checked >= 0 && checked < calls().indexOf(`systemctl reload ${unit}`), 'after sshd -t accepted the configuration');
+      // Nothing changed: no reload. (The trust files sshd reads at every login never need one.)
+      t.equal((await bootstrap(installOn(root.root), { binDir, env })).code, 0);
+      t.equal(reloads(calls()).length, 1, 'a run that changes nothing does not reload');
+      // Without the test variable, --root never reaches systemctl.
+      t.equal((await bootstrap(installOn(root.root, '--max-auth-tries', '5'))).code, 0);
+      t.equal(reloads(calls()).length, 1, 'a plain --root run does not reload');
+    });
+  }
+
+  await t.test('a unit that is not running is left alone', async (t) => {
+    const root = await prepareDistroRoot(t, 'debian-cloud-init');
+    const { binDir, calls } = fakeTools(t, { units: ['ssh', 'sshd'], active: false });
+    const r = await bootstrap(installOn(root.root), { binDir, env });
+    t.equal(r.code, 0, r.stderr);
+    t.same(reloads(calls()), []);
+    t.ok(calls().includes('systemctl is-active --quiet ssh.service'), 'it asked');
+  });
+
+  await t.test('sshd -t refuses the configuration: no reload at all', async (t) => {
+    const root = await prepareDistroRoot(t, 'debian-cloud-init');
+    writeFileSync(root.sshdConfig, `${readFileSync(root.sshdConfig, 'utf8')}\nThisIsNotADirective yes\n`);
+    const { binDir, calls } = fakeTools(t, { units: ['ssh', 'sshd'] });
+    const r = await bootstrap(installOn(root.root), { binDir, env });
+    t.equal(r.code, 1);
+    t.ok(calls().some((c) => /^sshd -t .* \[exit [1-9]\d*\]$/.test(c)), 'sshd -t refused it');
+    t.same(calls().filter((c) => c.startsWith('systemctl')), [], 'systemctl was never called');
+  });
 });

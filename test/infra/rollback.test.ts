@@ -2,8 +2,7 @@
 // that replays older but genuine answers of the real server — the KRL from
 // before a revocation, the CA list from before a rotation — changes nothing
 // on the instance, and the refresh says so with a non-zero exit.
-import { createServer } from 'node:http';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { fingerprintOf } from '../../protocol/ssh-public-key.js';
@@ -12,34 +11,11 @@ import { SqliteAuditLog } from '../../server/audit/sqlite-audit-log.js';
 import { LocalSigner } from '../../server/ca/local-signer.js';
 import { KRL_RECHECK_MS } from '../../server/revocation/krl-cache.js';
 import { ShiftableClock } from '../fixtures/dev-server.js';
-import { bootstrap, prepareInstanceRoot } from '../fixtures/instance.js';
+import { bootstrap, prepareInstanceRoot, run } from '../fixtures/instance.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
+import { startRelay, type Snapshot } from '../fixtures/relay.js';
 import { startHarness } from '../fixtures/sts-verifier-harness.js';
 import { listenOnLoopback, startTestApp } from '../fixtures/test-app.js';
-
-type Snapshot = Map<string, { status: number; type: string; body: Buffer }>;
-
-/** Forwards to `target` and remembers every answer; or, once given a snapshot, serves only that. */
-async function startRelay(t: Test): Promise<{ url: string; target: string; recorded: Snapshot; replay?: Snapshot }> {
-  const relay: { url: string; target: string; recorded: Snapshot; replay?: Snapshot } = { url: '', target: '', recorded: new Map() };
-  const server = createServer((req, res) => {
-    void (async () => {
-      const path = req.url ?? '/';
-      let answer = relay.replay?.get(path);
-      if (!relay.replay) {
-        const upstream = await fetch(`${relay.target}${path}`);
-        answer = { status: upstream.status, type: upstream.headers.get('content-type') ?? 'application/octet-stream', body: Buffer.from(await upstream.arrayBuffer()) };
-        relay.recorded.set(path, answer);
-      }
-      if (!answer) return void res.writeHead(404).end();
-      res.writeHead(answer.status, { 'content-type': answer.type }).end(answer.body);
-    })();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  relay.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return relay;
-}
 
 /** Every file under the instance's etc/ssh, with its bytes. */
 function snapshotFiles(dir: string): Record<string, string> {
@@ -99,14 +75,15 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
   // The relay now replays the answers from before the revocation: refused, nothing changes.
   relay.replay = beforeRevocation;
   const krlRollback = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
-  t.not(krlRollback.code, 0, 'an older KRL is refused');
+  t.equal(krlRollback.code, 1, 'an older KRL is refused');
   t.match(krlRollback.stderr, /\[STATE_ROLLBACK\]/, "the refusal names its code");
   t.same(snapshotFiles(instance.etc), current, 'every file as it was');
 
   // And the answers from before the rotation: refused, the instance keeps trusting the next key.
   relay.replay = beforeRotation;
   const listRollback = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
-  t.not(listRollback.code, 0, 'an older CA list is refused');
+  t.equal(listRollback.code, 1, 'an older CA list is refused');
+  t.match(listRollback.stderr, /\[STATE_ROLLBACK\]/, 'as a rollback');
   t.same(snapshotFiles(instance.etc), current, 'every file as it was');
   t.equal(trusted().trim().split('\n').length, 2);
 
@@ -114,14 +91,14 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
   const live: Snapshot = new Map(relay.recorded);
   relay.replay = new Map([...live, ['/v1/krl', beforeRevocation.get('/v1/krl')!]]);
   const swapped = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
-  t.not(swapped.code, 0, 'a KRL other than the stated one is refused');
+  t.equal(swapped.code, 1, 'a KRL other than the stated one is refused');
   t.match(swapped.stderr, /\[STATE_MISMATCH\]/);
   t.same(snapshotFiles(instance.etc), current);
   // A statement edited to claim a newer KRL version no longer verifies.
   const state = live.get('/v1/trust-state')!;
   relay.replay = new Map([...live, ['/v1/trust-state', { ...state, body: Buffer.from(state.body.toString().replace(/^krl-version (\d+)$/m, (_, v: string) => `krl-version ${Number(v) + 100}`)) }]]);
   const forged = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
-  t.not(forged.code, 0, 'an edited statement is refused');
+  t.equal(forged.code, 1, 'an edited statement is refused');
   t.match(forged.stderr, /\[STATE_UNSIGNED\]/);
   t.same(snapshotFiles(instance.etc), current);
 
@@ -136,9 +113,60 @@ t.test('replayed older KRL and CA list answers change nothing', needsOpenSsh, as
   t.match(future.stderr, /\[STATE_FUTURE\]/);
   // A relay that keeps replaying the last statement hides later revocations: once stale, refused.
   const stale = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root], { nowMs: Date.now() + 3600_000 });
-  t.not(stale.code, 0);
+  t.equal(stale.code, 1);
   t.match(stale.stderr, /\[STATE_STALE\]/);
   t.same(snapshotFiles(instance.etc), accepted, 'neither changed anything');
+
+  // Moving back on purpose (docs/instances.md: a server restored from a
+  // backup states an older KRL). Deleting the record alone is not enough:
+  // without it the installed KRL's own version is the floor.
+  relay.replay = beforeRevocation;
+  const sshca = join(instance.etc, 'sshca');
+  rmSync(join(sshca, 'trust-state'));
+  const recordOnly = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
+  t.equal(recordOnly.code, 1, 'without trust-state the installed KRL still holds the floor');
+  t.match(recordOnly.stderr, /\[STATE_ROLLBACK\]/);
+  // Deleting the record and the KRL is.
+  rmSync(join(sshca, 'revoked.krl'));
+  const back = await bootstrap(['--refresh', '--server', relay.url, '--root', instance.root]);
+  t.equal(back.code, 0, back.stderr);
+  t.same(readFileSync(join(sshca, 'revoked.krl')), beforeRevocation.get('/v1/krl')!.body, 'the older KRL is installed');
+  t.match(readFileSync(join(sshca, 'trust-state'), 'utf8'), /^krl-version \d+$/m, 'and a new floor recorded');
+});
+
+t.test('a KRL that parses but comes without a trust state changes nothing', needsOpenSsh, async (t) => {
+  const { harness, audit, key } = await caSetup(t);
+  const ca = key('ca');
+  const clock = new ShiftableClock();
+  const relay = await startRelay(t, await listenOnLoopback((await startTestApp(t, harness, ca, { audit, clock })).app));
+  const instance = await prepareInstanceRoot(t);
+  const installed = await bootstrap(['--server', relay.url, '--ca-fingerprint', fingerprintOf(ca.publicKey().blob), '--allow', 'ops=ops', '--root', instance.root]);
+  t.equal(installed.code, 0, installed.stderr);
+  const krlFile = join(instance.etc, 'sshca', 'revoked.krl');
+  const before = snapshotFiles(instance.etc);
+
+  // A revocation: the server's KRL is newer than the instance's. The relay
+  // passes it on but withholds the statement that vouches for it.
+  await audit.recordRevocation({ requestId: 'r', at: clock.now(), publicKeyFingerprint: `SHA256:${Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '')}`, revokedBy: 'publicKey', reason: 'leaked', callerArn: 'arn:aws:iam::111111111111:user/admin', accountId: '111111111111', sourceIp: '127.0.0.1' });
+  clock.offsetMs += KRL_RECHECK_MS;
+  for (const status of [404, 503]) {
+    relay.fault = (path) => (path === '/v1/trust-state' ? status : undefined);
+    const r = await bootstrap(['--refresh', '--root', instance.root]);
+    t.equal(r.code, 1, `trust state HTTP ${status}: refused`);
+    t.match(r.stderr, /\[STATE_UNAVAILABLE\]/, 'with its code');
+    const served = relay.recorded.get('/v1/krl')!.body;
+    t.notOk(served.equals(readFileSync(krlFile)), 'the KRL it was sent is not the installed one');
+    const scratch = join(t.testdir(), 'served.krl');
+    writeFileSync(scratch, served);
+    await t.resolves(run('ssh-keygen', ['-Q', '-l', '-f', scratch]), 'and it parses');
+    t.same(snapshotFiles(instance.etc), before, 'every file as it was');
+  }
+
+  // Control: with the statement, the same KRL is taken.
+  delete relay.fault;
+  const r = await bootstrap(['--refresh', '--root', instance.root]);
+  t.equal(r.code, 0, r.stderr);
+  t.same(readFileSync(krlFile), relay.recorded.get('/v1/krl')!.body);
 });
 
 t.test('a statement a little older than the newest accepted may confirm, never change, what is installed', needsOpenSsh, async (t) => {
@@ -169,7 +197,7 @@ t.test('a statement a little older than the newest accepted may confirm, never c
   const before = snapshotFiles(instance.etc);
   const otherList = await listenOnLoopback((await startTestApp(t, harness, key, { audit, clock: lagging, userCaNext: next.publicKey() })).app);
   const r = await bootstrap(['--refresh', '--server', otherList, '--root', instance.root]);
-  t.not(r.code, 0);
+  t.equal(r.code, 1);
   t.match(r.stderr, /\[STATE_ROLLBACK\]/);
   t.same(snapshotFiles(instance.etc), before);
 });
