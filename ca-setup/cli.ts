@@ -107,7 +107,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       if (!o.alias || !/^alias\/[a-zA-Z0-9/_-]{1,250}$/.test(o.alias) || o.alias.startsWith('alias/aws/')) throw new SetupError('SETUP_USAGE', '--alias must look like alias/sshca-user-ca');
       const kms = kmsClient(o, undefined, io.env);
       const result = await createCaKey(kms, { kind: o.kind, keySpec, alias: o.alias }).catch((err: unknown) => {
-        throw setupErrorFrom(err, `create a KMS key (kms:CreateKey, kms:CreateAlias, kms:TagResource, kms:ListAliases)`);
+        throw setupErrorFrom(err, `create a KMS key (kms:CreateKey, kms:CreateAlias, kms:TagResource, kms:ListAliases, kms:ListResourceTags)`);
       });
       print(result, `${result.created ? 'created' : 'exists'}: ${result.keyArn} (${result.keySpec}) as ${result.alias}\nnext: sshca-setup export --key ${result.keyArn}\n`);
       return 0;

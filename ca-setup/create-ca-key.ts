@@ -1,5 +1,5 @@
 // `sshca-setup create`: a CA key in KMS, idempotent by alias.
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, ListAliasesCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, ListAliasesCommand, ListResourceTagsCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { SetupError } from './setup-error.js';
 
 export interface CreatedKey {
@@ -21,10 +21,22 @@ async function aliasTarget(kms: Pick<KMSClient, 'send'>, alias: string): Promise
   return undefined;
 }
 
+/** The `sshca:kind` tag sshca-setup gave the key (undefined: none, a key made some other way). */
+async function kindTag(kms: Pick<KMSClient, 'send'>, keyId: string): Promise<string | undefined> {
+  let marker: string | undefined;
+  do {
+    const page = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, ...(marker ? { Marker: marker } : {}) }));
+    const tag = page.Tags?.find((t) => t.TagKey === 'sshca:kind');
+    if (tag) return tag.TagValue;
+    marker = page.Truncated ? page.NextMarker : undefined;
+  } while (marker);
+  return undefined;
+}
+
 /**
  * Returns the key the alias names, if it is a signing key of the wanted
- * spec; otherwise creates one (tagged with its kind) and points the alias at
- * it. Running it twice creates one key.
+ * spec and not the other CA's; otherwise creates one (tagged with its kind)
+ * and points the alias at it. Running it twice creates one key.
  */
 export async function createCaKey(kms: Pick<KMSClient, 'send'>, options: { kind: 'user' | 'host'; keySpec: string; alias: string }): Promise<CreatedKey> {
   const existing = await aliasTarget(kms, options.alias);
@@ -32,6 +44,12 @@ export async function createCaKey(kms: Pick<KMSClient, 'send'>, options: { kind:
     const meta = (await kms.send(new DescribeKeyCommand({ KeyId: options.alias }))).KeyMetadata;
     if (!meta?.Arn || meta.KeySpec !== options.keySpec || meta.KeyUsage !== 'SIGN_VERIFY') {
       throw new SetupError('SETUP_ALIAS_CONFLICT', `${options.alias} already names ${meta?.Arn ?? existing} (${meta?.KeySpec}/${meta?.KeyUsage}), not a ${options.keySpec} signing key; choose another alias`);
+    }
+    // One key for both CAs would let every host certificate double as a user
+    // certificate's signer and make rotating one rotate both: refused.
+    const kind = await kindTag(kms, meta.Arn);
+    if (kind !== undefined && kind !== options.kind) {
+      throw new SetupError('SETUP_KIND_CONFLICT', `${options.alias} names ${meta.Arn}, which is the ${kind} CA key; the ${options.kind} CA needs a key of its own: choose another alias (e.g. alias/sshca-${options.kind}-ca)`);
     }
     return { keyArn: meta.Arn, keySpec: meta.KeySpec, alias: options.alias, created: false };
   }

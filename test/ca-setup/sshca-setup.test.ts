@@ -12,7 +12,8 @@ const BIN = join(import.meta.dirname, '..', '..', 'dist', 'ca-setup', 'bin', 'ss
 
 async function setup(kms: KmsFixture, args: string[], env: Record<string, string> = {}) {
   const r = await runCommand(BIN, [...args, '--endpoint', kms.url, '--region', 'eu-west-1'], {
-    HOME: '/nonexistent', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    // No AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED here: the command silences the SDK's Node notice itself.
+    HOME: '/nonexistent',
     AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey, ...env,
   });
   return { ...r, errorCode: errorCodeOf(r.stderr) };
@@ -31,6 +32,12 @@ t.test('create is idempotent by alias; export, check and policy work on the key'
   const conflict = await setup(kms, ['create', '--kind', 'user', '--key-spec', 'rsa-4096', '--alias', 'alias/sshca-user-ca']);
   t.equal(conflict.code, 3, 'an alias naming a key of another spec is refused');
   t.equal(conflict.errorCode, 'SETUP_ALIAS_CONFLICT');
+  t.notMatch(first.stderr + second.stderr + conflict.stderr, /NodeVersionSupportWarning|require node/, "no AWS SDK Node-version notice on any command");
+  // The user CA's alias (same spec) given for the host CA: one key for both CAs is refused.
+  const shared = await setup(kms, ['create', '--kind', 'host', '--key-spec', 'ed25519', '--alias', 'alias/sshca-user-ca']);
+  t.equal(shared.code, 3, 'the user CA key is not reused as the host CA');
+  t.equal(shared.errorCode, 'SETUP_KIND_CONFLICT');
+  t.equal(kms.counts.createKey, 1, 'and nothing was created');
 
   const exported = await setup(kms, ['export', '--key', created.keyArn]);
   t.equal(exported.code, 0, exported.stderr);
@@ -44,6 +51,8 @@ t.test('create is idempotent by alias; export, check and policy work on the key'
   t.equal(JSON.parse(checked.stdout).ok, true);
 
   const host = JSON.parse((await setup(kms, ['create', '--kind', 'host', '--key-spec', 'ecdsa-p256', '--alias', 'alias/sshca-host-ca', '--json'])).stdout);
+  const reversed = await setup(kms, ['create', '--kind', 'user', '--key-spec', 'ecdsa-p256', '--alias', 'alias/sshca-host-ca']);
+  t.equal(reversed.errorCode, 'SETUP_KIND_CONFLICT', 'nor the host CA key as the user CA');
   const policy = await setup(kms, ['policy', '--key', created.keyArn, '--key', host.keyArn]);
   t.equal(policy.code, 0, policy.stderr);
   const doc = JSON.parse(policy.stdout);
