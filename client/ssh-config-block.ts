@@ -27,7 +27,10 @@ export function sshConfigPath(path: string): string {
 export function sshConfigBlock(options: { hostPatterns: readonly string[]; privateKey: string; certificate: string; hostTrust?: HostTrustConfig }): string {
   const hosts = options.hostPatterns.join(',');
   const lines = [
-    `Match host ${hosts} exec "sshca status --quiet || sshca login --quiet"`,
+    // Silent when it cannot log in (expired SSO, no network): every ssh to
+    // these hosts, git's included, runs this line. The block then does not
+    // apply; the failure surfaces when the user runs `sshca login` or `sshca ssh`.
+    `Match host ${hosts} exec "sshca status --quiet || sshca login --quiet 2>/dev/null"`,
     `    IdentityFile ${sshConfigPath(options.privateKey)}`,
     `    CertificateFile ${sshConfigPath(options.certificate)}`,
   ];

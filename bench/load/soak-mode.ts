@@ -12,6 +12,8 @@ import { TokenSource } from './token-source.js';
 
 const QUEUE_LOW = 1500;
 const CHUNK = 250;
+/** A signer that produced nothing for this long has stalled: the soak stops and says so rather than report 0/s. */
+const SIGNING_STALL_MS = 30_000;
 const MB = 1024 * 1024;
 
 /** Signed items kept a little ahead of the load; `next` returns undefined once `until` has passed. */
@@ -44,7 +46,15 @@ class SignedQueue {
       if (this.items.length - this.head < QUEUE_LOW) void this.refill();
       while (this.head >= this.items.length) {
         this.starved++;
-        await this.refill();
+        let timer: NodeJS.Timeout | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`token signing produced nothing for ${SIGNING_STALL_MS / 1000} s: the soak's figures would be the signer's, not the server's`)), SIGNING_STALL_MS);
+        });
+        try {
+          await Promise.race([this.refill(), stalled]);
+        } finally {
+          clearTimeout(timer);
+        }
       }
       return this.items[this.head++];
     };

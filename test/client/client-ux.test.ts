@@ -101,7 +101,8 @@ t.test('sshca config: a block ssh itself accepts, written once however often', n
   // A PATH where `sshca` is this build, so ssh's `Match exec` runs it for real.
   const bin = join(dir, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'sshca'), `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`);
+  const calls = join(dir, 'sshca-calls.log');
+  writeFileSync(join(bin, 'sshca'), `#!/bin/sh\necho "$@" >> ${calls}\nexec ${process.execPath} ${CLI} "$@"\n`);
   chmodSync(join(bin, 'sshca'), 0o755);
   const sshEnv = { ...process.env, ...env, PATH: `${bin}:${process.env.PATH}`, SSHCA_SERVER: dev.url, AWS_PROFILE: 'sshca-dev', AWS_EC2_METADATA_DISABLED: 'true' };
   // Asynchronously: the dev server lives in this process and must keep answering.
@@ -109,10 +110,18 @@ t.test('sshca config: a block ssh itself accepts, written once however often', n
   const g = await sshG('db.internal');
   t.match(g, new RegExp(`certificatefile ${join(home, '.ssh', 'sshca', 'id_ed25519-cert.pub')}`), 'ssh -G applies the block (Match exec logged in)');
   t.equal(JSON.parse((await runCli(['status', '--json'], env)).stdout).state, 'valid', 'the Match exec line logged in');
+  const callsBefore = readFileSync(calls, 'utf8');
   const other = await sshG('example.com');
   t.notMatch(other, /sshca\/id_ed25519-cert\.pub/, 'other hosts are untouched');
+  t.equal(readFileSync(calls, 'utf8'), callsBefore, 'and ssh did not even run sshca for them');
   const printed = JSON.parse((await runCli(['config', '--json'], env)).stdout);
-  t.match(printed.sshConfig, /^Match host \*\.internal exec "sshca status --quiet \|\| sshca login --quiet"/, 'the remembered host patterns');
+  t.match(printed.sshConfig, /^Match host \*\.internal exec "sshca status --quiet \|\| sshca login --quiet 2>\/dev\/null"/, 'the remembered host patterns');
+  // Logged out, and the credentials gone (an expired SSO session): ssh stays quiet and goes on without the block.
+  await runCli(['logout'], env);
+  const broken = await execFileAsync('ssh', ['-G', '-F', join(home, '.ssh', 'config'), 'db.internal'], { env: { ...sshEnv, AWS_PROFILE: 'no-such-profile' }, encoding: 'utf8' });
+  t.match(readFileSync(calls, 'utf8'), /login --quiet\n$/, 'the hook tried to log in');
+  t.notMatch(broken.stderr, /sshca|CLIENT_|AWS/, 'and printed nothing of its own');
+  t.notMatch(broken.stdout, /sshca\/id_ed25519-cert\.pub/, 'the block does not apply without a certificate');
 });
 
 t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpenSsh, async (t) => {
