@@ -3,14 +3,14 @@
 // the AWS SDK are imported only by the commands that sign.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ClientError, EXIT, warningLine } from './client-error.js';
-import { resolveSettings, requireServer, type ClientSettings } from './client-settings.js';
+import { rememberLoginFlags, resolveSettings, requireServer, type ClientSettings } from './client-settings.js';
 import type { CommandIo } from './cli-ssh.js';
 import { durationFlag } from './duration.js';
 import { parseHostPatterns } from './host-patterns.js';
 import { status } from './status.js';
 
 export const USAGE = `usage:
-  sshca login  [--server URL] [--profile P] [--principal P]... [--ttl 8h] [--reason TEXT] [--key PATH] [--no-agent] [--quiet] [--json]
+  sshca login  [--server URL] [--profile P] [--principal P]... [--ttl 8h] [--reason TEXT] [--key PATH] [--no-agent] [--no-save] [--quiet] [--json]
   sshca status [--key PATH] [--min-valid 1m] [--quiet] [--json]      (local only: no AWS, no network)
   sshca ssh    [--server URL] [--profile P] [--key PATH] [--] SSH-ARGS...   (logs in first when needed; strict host key checking)
   sshca config [--server URL] [--host 'P1,P2' | --all-hosts] [--write | --remove] [--json]
@@ -20,7 +20,8 @@ export const USAGE = `usage:
   sshca revoke (--serial N | --key-id ID | --public-key FILE | --withdraw ID) --reason TEXT [--json]   (admin role)
   sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
 
-Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key","hostPatterns"}.
+Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key","hostPatterns"};
+  the first successful login saves its --server and --profile there (not with --no-save).
 exit codes: 0 ok, 1 no valid certificate (status) or a record that does not verify (audit verify), 2 usage,
             3 refused by the server (or clock skew), 4 server unreachable or unavailable, 5 AWS credentials problem,
             6 local failure; sshca ssh exits with ssh's own code`;
@@ -43,7 +44,7 @@ function settingsFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv): Clien
 async function runLogin(args: readonly string[], io: CommandIo): Promise<number> {
   const { values: o } = parse(args, {
     server: { type: 'string' }, profile: { type: 'string' }, principal: { type: 'string', multiple: true }, ttl: { type: 'string' },
-    reason: { type: 'string' }, key: { type: 'string' }, 'no-agent': { type: 'boolean' }, quiet: { type: 'boolean' }, json: { type: 'boolean' },
+    reason: { type: 'string' }, key: { type: 'string' }, 'no-agent': { type: 'boolean' }, 'no-save': { type: 'boolean' }, quiet: { type: 'boolean' }, json: { type: 'boolean' },
   });
   const settings = settingsFrom(o, io.env);
   const { login } = await import('./login.js');
@@ -59,12 +60,15 @@ async function runLogin(args: readonly string[], io: CommandIo): Promise<number>
     noAgent: o['no-agent'] === true,
   });
   if (result.hostTrust?.warning) io.stderr(warningLine(result.hostTrust.warning));
-  if (o.json) io.stdout(`${JSON.stringify(result)}\n`);
+  // Only flags are remembered: SSHCA_SERVER / AWS_PROFILE stay the environment's.
+  const remembered = o['no-save'] === true ? undefined : rememberLoginFlags(io.env, { ...(str(o.server) ? { server: str(o.server) } : {}), ...(str(o.profile) ? { profile: str(o.profile) } : {}) });
+  if (o.json) io.stdout(`${JSON.stringify({ ...result, ...(remembered ? { remembered: { ...remembered.saved, settingsFile: remembered.path } } : {}) })}\n`);
   else if (!o.quiet) {
     io.stdout(`certificate for ${result.principals.join(', ')} valid until ${result.validBefore} (serial ${result.serial})\n  ${result.certificatePath}\n`);
     if (result.agentLifetimeSeconds !== undefined) io.stdout(`  added to ssh-agent for ${result.agentLifetimeSeconds}s\n`);
     const updated = [result.hostTrust?.knownHosts === 'updated' ? 'host CA keys' : '', result.hostTrust?.revokedHostKeys === 'updated' ? 'revoked host keys' : ''].filter(Boolean);
     if (updated.length) io.stdout(`  updated ${updated.join(' and ')} (~/.ssh/sshca/)\n`);
+    if (remembered) io.stdout(`  remembered ${Object.keys(remembered.saved).join(' and ')} in ${remembered.path} (next time: sshca login)\n`);
   }
   return EXIT.ok;
 }

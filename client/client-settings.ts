@@ -60,7 +60,7 @@ function readConfigFile(path: string): ClientSettings {
  * Remembers settings in the file, keeping the others as they are. Atomic
  * (write, then rename): the ssh_config hook may read it at any moment.
  */
-export function saveSettings(env: NodeJS.ProcessEnv, changes: Pick<ClientSettings, 'hostPatterns'>): string {
+export function saveSettings(env: NodeJS.ProcessEnv, changes: Pick<ClientSettings, 'server' | 'profile' | 'hostPatterns'>): string {
   const path = configFilePath(env);
   readConfigFile(path); // refuse to rewrite a file we would not read
   const next = { ...readConfigObject(path), ...changes };
@@ -69,6 +69,21 @@ export function saveSettings(env: NodeJS.ProcessEnv, changes: Pick<ClientSetting
   writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, path);
   return path;
+}
+
+/**
+ * After a successful login: the --server and --profile flags it was given
+ * that the file does not hold yet, saved (the first login sets the client
+ * up; a later one never overwrites what is there). Returns what was saved.
+ */
+export function rememberLoginFlags(env: NodeJS.ProcessEnv, flags: Pick<ClientSettings, 'server' | 'profile'>): { path: string; saved: Pick<ClientSettings, 'server' | 'profile'> } | undefined {
+  const file = readConfigFile(configFilePath(env));
+  const saved = {
+    ...(flags.server !== undefined && file.server === undefined ? { server: flags.server } : {}),
+    ...(flags.profile !== undefined && file.profile === undefined ? { profile: flags.profile } : {}),
+  };
+  if (Object.keys(saved).length === 0) return undefined;
+  return { path: saveSettings(env, saved), saved };
 }
 
 /** Resolves settings by precedence. */

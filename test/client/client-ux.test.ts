@@ -2,7 +2,7 @@
 // expired certificate, ssh_config, settings precedence, and plain errors.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
@@ -152,6 +152,23 @@ t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpe
   t.equal(bad.code, 6);
   t.equal(errorCodeOf(bad.stderr), 'CLIENT_CONFIG_INVALID');
   rmSync(join(configDir, 'config.json'));
+
+  // Remembered: the first login's --server and --profile are saved (not with --no-save), so the next needs neither.
+  const fresh = devLoginEnv(dev.dataDir, join(dir, 'fresh'));
+  const freshFile = join(dir, 'fresh', '.config', 'sshca', 'config.json');
+  const unsaved = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-save', '--json'], fresh);
+  t.equal(unsaved.code, 0, unsaved.stderr);
+  t.notOk(existsSync(freshFile), '--no-save writes no settings');
+  t.notOk('remembered' in JSON.parse(unsaved.stdout));
+  t.equal((await runCli(['login'], fresh)).code, 2, 'so a bare login still has no server');
+  const first = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--json'], fresh);
+  t.match(JSON.parse(first.stdout).remembered, { server: dev.url, profile: 'sshca-dev', settingsFile: freshFile });
+  t.same(JSON.parse(readFileSync(freshFile, 'utf8')), { server: dev.url, profile: 'sshca-dev' }, 'saved in the settings file');
+  const bare = await runCli(['login'], fresh);
+  t.equal(bare.code, 0, `then a bare sshca login works ${bare.stderr}`);
+  t.notMatch(bare.stdout, /remembered/, 'and saves nothing again');
+  t.equal((await runCli(['login', '--server', dead, '--profile', 'sshca-dev'], fresh)).code, 4, 'a failed login…');
+  t.same(JSON.parse(readFileSync(freshFile, 'utf8')), { server: dev.url, profile: 'sshca-dev' }, '…changes nothing');
 
   // status never loads the AWS SDK (nor needs a server).
   const forbid = join(import.meta.dirname, '..', 'fixtures', 'forbid-aws-sdk.mjs');
