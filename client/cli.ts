@@ -2,6 +2,7 @@
 // command modules; this file only wires flags to them. Modules that need
 // the AWS SDK are imported only by the commands that sign.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { COMMAND_HELP, clientVersion, wantsHelp } from './cli-help.js';
 import { ClientError, EXIT, warningLine } from './client-error.js';
 import { rememberLoginFlags, resolveSettings, requireServer, type ClientSettings } from './client-settings.js';
 import type { CommandIo } from './cli-ssh.js';
@@ -19,6 +20,7 @@ export const USAGE = `usage:
   sshca ca     [--server URL] [--host] [--json]
   sshca revoke (--serial N | --key-id ID | --public-key FILE | --withdraw ID) --reason TEXT [--json]   (admin role)
   sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
+  sshca --version | sshca <command> --help | sshca help <command>
 
 Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key","hostPatterns"};
   the first successful login saves its --server and --profile there (not with --no-save).
@@ -114,6 +116,12 @@ async function runSshCommand(args: readonly string[], io: CommandIo): Promise<nu
 export async function main(argv: readonly string[], io: CommandIo): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    // `sshca ssh` passes its arguments on: only a leading --help is ours (`sshca ssh host ls --help` is ls's).
+    const helpAsked = command === 'ssh' ? ['--help', '-h'].includes(rest[0] ?? '') : wantsHelp(rest);
+    if (command !== undefined && Object.hasOwn(COMMAND_HELP, command) && helpAsked) {
+      io.stdout(`${COMMAND_HELP[command]!}\n`);
+      return EXIT.ok;
+    }
     switch (command) {
       case 'login':
         return await runLogin(rest, io);
@@ -173,9 +181,20 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
         const { runAudit } = await import('./cli-audit.js');
         return await runAudit(rest, io);
       }
+      case '--version':
+      case 'version':
+        io.stdout(`sshca ${clientVersion()}\n`);
+        return EXIT.ok;
+      case 'help':
+        if (rest[0] !== undefined && Object.hasOwn(COMMAND_HELP, rest[0])) {
+          io.stdout(`${COMMAND_HELP[rest[0]]!}\n`);
+          return EXIT.ok;
+        }
+        io.stdout(`${USAGE}\n`);
+        return EXIT.ok;
       case undefined:
       case '--help':
-      case 'help':
+      case '-h':
         io.stdout(`${USAGE}\n`);
         return command === undefined ? EXIT.usage : EXIT.ok;
       default:

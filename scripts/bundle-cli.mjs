@@ -3,14 +3,16 @@
 // `sshca status` by itself, and the full CLI as an ES module with every
 // lazily imported part (login, the AWS SDK, audit) in chunks of its own.
 import { build } from 'esbuild';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'cli');
 rmSync(out, { recursive: true, force: true });
-const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning' };
+// `sshca --version`: the version is compiled in (the bundle has no package.json beside it).
+const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', define: { SSHCA_VERSION: JSON.stringify(version) } };
 
 await build({
   ...common,
@@ -27,7 +29,7 @@ await build({
   entryPoints: [join(root, 'client', 'bin', 'sshca.ts')],
   outfile: join(out, 'sshca.cjs'),
   format: 'cjs',
-  define: { SSHCA_CLI_MAIN: JSON.stringify('./main/cli.js') },
+  define: { ...common.define, SSHCA_CLI_MAIN: JSON.stringify('./main/cli.js') },
 });
 writeFileSync(join(out, 'main', 'package.json'), '{ "type": "module" }\n');
 chmodSync(join(out, 'sshca.cjs'), 0o755);
