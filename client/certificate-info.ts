@@ -1,7 +1,7 @@
 // Reads what a certificate file says, without the AWS SDK or the network
 // (`sshca status` must stay fast).
 import { fingerprintOf } from '../protocol/ssh-public-key.js';
-import { SshReader, readStringList } from '../protocol/ssh-wire.js';
+import { SshReader, SshWriter, readStringList } from '../protocol/ssh-wire.js';
 
 /** The fields `sshca status` reports. */
 export interface CertificateInfo {
@@ -13,6 +13,10 @@ export interface CertificateInfo {
   readonly validAfter: number;
   readonly validBefore: number;
   readonly caFingerprint: string;
+  /** The signing CA's public key blob (what a KRL's certificate sections name). */
+  readonly caKey: Buffer;
+  /** The certified key as a plain public key blob (what a KRL's key hashes are of). */
+  readonly publicKey: Buffer;
   /** The signature blob (`string alg, string sig`). */
   readonly signature: Buffer;
 }
@@ -34,7 +38,9 @@ export function readCertificate(line: string): CertificateInfo {
   const r = new SshReader(Buffer.from(b64, 'base64'));
   if (r.text() !== type) throw new Error('certificate type word does not match its blob');
   r.string(); // nonce
-  for (let i = 0; i < fields; i++) r.string();
+  // A certificate carries the plain key's fields in the plain key's order.
+  const publicKey = new SshWriter().string(type.replace('-cert-v01@openssh.com', ''));
+  for (let i = 0; i < fields; i++) publicKey.string(r.string());
   const serial = r.uint64();
   r.uint32(); // user/host
   const keyId = r.text();
@@ -47,5 +53,5 @@ export function readCertificate(line: string): CertificateInfo {
   const caKey = r.string();
   const signature = r.string();
   r.end();
-  return { type, serial, keyId, principals, validAfter, validBefore, caFingerprint: fingerprintOf(caKey), signature };
+  return { type, serial, keyId, principals, validAfter, validBefore, caFingerprint: fingerprintOf(caKey), caKey, publicKey: publicKey.toBuffer(), signature };
 }

@@ -40,9 +40,11 @@ export const COMMAND_HELP: Readonly<Record<string, string>> = {
     COMMON.json, SETTINGS,
   ].join('\n'),
   status: [
-    'sshca status: your certificate, read locally (no AWS, no network)',
+    'sshca status: your certificate, read locally (no AWS; no network unless --check-revocation)',
     COMMON.key,
     '  --min-valid D       exit 1 unless it stays valid at least this long (e.g. 10m)',
+    "  --check-revocation  also ask the server's KRL (cached by ETag) whether it is revoked",
+    '  --server URL        the sshca server, for --check-revocation',
     '  --quiet             print nothing; the exit status says it (0 valid, 1 not)',
     COMMON.json, SETTINGS,
   ].join('\n'),

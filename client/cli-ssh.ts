@@ -1,7 +1,7 @@
 // The commands around plain OpenSSH use: `ssh`, `config`, `logout`, `ca`.
-import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { readCertificate } from './certificate-info.js';
 import { ClientError, EXIT, warningLine } from './client-error.js';
 import { requireServer, saveSettings, type ClientSettings } from './client-settings.js';
 import { removeHostTrust, setUpHostTrust, sshHostTrustOptions, type HostTrustSetup } from './host-trust.js';
@@ -10,6 +10,7 @@ import { login } from './login.js';
 import { ServerApi, type CaInfo } from './server-api.js';
 import { removeFromAgent } from './ssh-agent.js';
 import { sshConfigBlock } from './ssh-config-block.js';
+import { runSshProcess } from './ssh-process.js';
 import { status } from './status.js';
 
 /** What the command runners need from the CLI. */
@@ -20,26 +21,63 @@ export interface CommandIo {
   readonly now: () => Date;
 }
 
+/** The login `sshca ssh` runs by itself: with the settings' server, profile and key. */
+async function loginForSsh(settings: ClientSettings, io: CommandIo): Promise<void> {
+  const home = io.env.HOME;
+  const result = await login({ server: requireServer(settings), ...(settings.profile ? { profile: settings.profile } : {}), ...(settings.key ? { key: settings.key } : {}), ...(home ? { home } : {}), env: io.env });
+  if (result.hostTrust?.warning) io.stderr(warningLine(result.hostTrust.warning));
+}
+
+/**
+ * After sshd refused every key: asks the server's KRL whether our
+ * certificate is revoked and, only if it is, logs in again. Returns whether
+ * ssh should be tried once more. Other refusals (a principal the host does
+ * not accept, a host that does not trust the CA) are left to ssh's own
+ * message; a KRL that cannot be read is reported, never taken as an answer.
+ */
+async function renewIfRevoked(settings: ClientSettings, certificatePath: string, privateKeyPath: string, io: CommandIo): Promise<boolean> {
+  if (!settings.server) return false;
+  let info;
+  try {
+    info = readCertificate(await readFile(certificatePath, 'utf8'));
+  } catch {
+    return false;
+  }
+  const { checkRevocation } = await import('./revocation-check.js');
+  const check = await checkRevocation({ server: settings.server, home: io.env.HOME ?? homedir(), subject: info });
+  if (check.problem) io.stderr(warningLine(check.problem));
+  if (check.state !== 'revoked') return false;
+  if (check.match === 'key') {
+    // The server certifies a revoked key again, but every sshd reading the KRL refuses it: only a new key helps.
+    io.stderr(`sshca: the key ${privateKeyPath} itself is revoked (KRL version ${check.krlVersion ?? '?'}), so no new certificate for it gets in: use a new key (for sshca's own key: sshca logout, then sshca login) [CLIENT_KEY_REVOKED]\n`);
+    return false;
+  }
+  io.stderr(`sshca: certificate serial ${info.serial} is revoked (KRL version ${check.krlVersion ?? '?'}); logging in again\n`);
+  await loginForSsh(settings, io);
+  return true;
+}
+
 /**
  * Logs in unless the certificate stays valid for `minValidSeconds`, then runs
  * ssh with it and, once `sshca config --write` set host trust up, with
- * sshca's known_hosts, RevokedHostKeys and strict host key checking.
+ * sshca's known_hosts, RevokedHostKeys and strict host key checking. When
+ * sshd refuses the key and the KRL says the certificate was revoked, logs in
+ * again and runs ssh once more (once: a second refusal is ssh's answer).
  */
 export async function runSsh(settings: ClientSettings, sshArgs: readonly string[], io: CommandIo, minValidSeconds = 300): Promise<number> {
   const home = io.env.HOME;
   const current = await status({ ...(settings.key ? { key: settings.key } : {}), ...(home ? { home } : {}), now: io.now(), minValidSeconds });
   if (current.state !== 'valid') {
     io.stderr(`sshca: certificate ${current.state}; logging in\n`);
-    const result = await login({ server: requireServer(settings), ...(settings.profile ? { profile: settings.profile } : {}), ...(settings.key ? { key: settings.key } : {}), ...(home ? { home } : {}), env: io.env });
-    if (result.hostTrust?.warning) io.stderr(warningLine(result.hostTrust.warning));
+    await loginForSsh(settings, io);
   }
   const paths = keyPaths(settings.key, home);
-  const trust = sshHostTrustOptions(home ?? homedir(), sshArgs);
-  const child = spawn('ssh', ['-i', paths.privateKey, '-o', `CertificateFile=${paths.certificate}`, ...trust, ...sshArgs], { stdio: 'inherit', env: io.env });
-  return new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new ClientError('CLIENT_SSH_FAILED', `cannot run ssh: ${err.message}`, { cause: err })));
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 1 : 255)));
-  });
+  const args = ['-i', paths.privateKey, '-o', `CertificateFile=${paths.certificate}`, ...sshHostTrustOptions(home ?? homedir(), sshArgs), ...sshArgs];
+  // ssh's stdin and stdout are the process's own (inherited), so its stderr goes to the process's stderr too, not through io.
+  const first = await runSshProcess(args, io.env, process.stderr);
+  // A refusal ran no remote command, so trying again repeats nothing.
+  if (!first.publicKeyDenied || !(await renewIfRevoked(settings, paths.certificate, paths.privateKey, io))) return first.code;
+  return (await runSshProcess(args, io.env, process.stderr)).code;
 }
 
 export async function caInfo(settings: ClientSettings): Promise<CaInfo> {

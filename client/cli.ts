@@ -1,18 +1,19 @@
 // The `sshca` command: argument parsing and output. Logic lives in the
 // command modules; this file only wires flags to them. Modules that need
 // the AWS SDK are imported only by the commands that sign.
+import { homedir } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { COMMAND_HELP, clientVersion, wantsHelp } from './cli-help.js';
-import { ClientError, EXIT, warningLine } from './client-error.js';
+import { ClientError, EXIT, errorJson, errorLine, warningLine } from './client-error.js';
 import { rememberLoginFlags, resolveSettings, requireServer, type ClientSettings } from './client-settings.js';
 import type { CommandIo } from './cli-ssh.js';
 import { durationFlag } from './duration.js';
 import { parseHostPatterns } from './host-patterns.js';
-import { status } from './status.js';
+import { status, statusText } from './status.js';
 
 export const USAGE = `usage:
   sshca login  [--server URL] [--profile P] [--principal P]... [--ttl 8h] [--reason TEXT] [--key PATH] [--no-agent] [--no-save] [--quiet] [--json]
-  sshca status [--key PATH] [--min-valid 1m] [--quiet] [--json]      (local only: no AWS, no network)
+  sshca status [--key PATH] [--min-valid 1m] [--check-revocation [--server URL]] [--quiet] [--json]   (local only: no AWS; no network unless --check-revocation)
   sshca ssh    [--server URL] [--profile P] [--key PATH] [--] SSH-ARGS...   (logs in first when needed; strict host key checking)
   sshca config [--server URL] [--host 'P1,P2' | --all-hosts] [--write | --remove] [--json]
                                                                       (~/.ssh/config block, host CA trust, revoked host keys)
@@ -60,8 +61,11 @@ async function runLogin(args: readonly string[], io: CommandIo): Promise<number>
     ...(io.env.HOME ? { home: io.env.HOME } : {}),
     env: io.env,
     noAgent: o['no-agent'] === true,
+    // Retries are said wherever stderr goes; "waiting for …" only on a terminal, where someone watches.
+    ...(o.quiet ? {} : { notice: io.stderr, ...(process.stderr.isTTY ? { waiting: io.stderr } : {}) }),
   });
   if (result.hostTrust?.warning) io.stderr(warningLine(result.hostTrust.warning));
+  if (result.agentWarning) io.stderr(warningLine(result.agentWarning));
   // Only flags are remembered: SSHCA_SERVER / AWS_PROFILE stay the environment's.
   const remembered = o['no-save'] === true ? undefined : rememberLoginFlags(io.env, { ...(str(o.server) ? { server: str(o.server) } : {}), ...(str(o.profile) ? { profile: str(o.profile) } : {}) });
   if (o.json) io.stdout(`${JSON.stringify({ ...result, ...(remembered ? { remembered: { ...remembered.saved, settingsFile: remembered.path } } : {}) })}\n`);
@@ -76,19 +80,20 @@ async function runLogin(args: readonly string[], io: CommandIo): Promise<number>
 }
 
 async function runStatus(args: readonly string[], io: CommandIo): Promise<number> {
-  const { values: o } = parse(args, { key: { type: 'string' }, 'min-valid': { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values: o } = parse(args, { server: { type: 'string' }, key: { type: 'string' }, 'min-valid': { type: 'string' }, 'check-revocation': { type: 'boolean' }, quiet: { type: 'boolean' }, json: { type: 'boolean' } });
   const settings = settingsFrom(o, io.env);
   const report = await status({
     ...(settings.key ? { key: settings.key } : {}),
     ...(io.env.HOME ? { home: io.env.HOME } : {}),
     now: io.now(),
     minValidSeconds: o['min-valid'] !== undefined ? durationFlag(o['min-valid'] as string, '--min-valid') : 60,
+    ...(o['check-revocation'] ? { checkRevocation: { server: requireServer(settings), home: io.env.HOME ?? homedir() } } : {}),
   });
+  if (report.revocationWarning && !o.quiet) io.stderr(warningLine(report.revocationWarning));
   if (o.json) io.stdout(`${JSON.stringify(report)}\n`);
   else if (o.quiet) {
     // exit code only: for `Match exec` in ssh_config
-  } else if (report.principals) io.stdout(`${report.state}: ${report.principals.join(', ')} until ${report.validBefore} (serial ${report.serial}, CA ${report.caFingerprint})\n`);
-  else io.stdout(`${report.state}: ${report.certificatePath}\n`);
+  } else io.stdout(statusText(report));
   return report.state === 'valid' ? EXIT.ok : EXIT.notValid;
 }
 
@@ -202,7 +207,8 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     }
   } catch (err) {
     if (err instanceof ClientError) {
-      io.stderr(`sshca: ${err.message} [${err.code}]\n`);
+      io.stderr(errorLine(err));
+      if (argv.includes('--json')) io.stdout(errorJson(err));
       if (err.code === 'CLIENT_USAGE') io.stderr(`${USAGE}\n`);
       return err.exitCode;
     }

@@ -19,15 +19,36 @@ export const EXIT = {
 
 /** A failure the CLI reports in plain words. */
 export class ClientError extends CodedError {
+  /** The server's id for the request that failed (its log and audit record carry it). */
+  readonly requestId?: string;
+  /** A 503's Retry-After: the server asks to be tried again this much later. */
+  readonly retryAfterSeconds?: number;
+
+  constructor(code: string, message: string, options?: { cause?: unknown; requestId?: string; retryAfterSeconds?: number }) {
+    super(code, message, options);
+    if (options?.requestId !== undefined) this.requestId = options.requestId;
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
   get exitCode(): number {
-    if (this.code === 'CLIENT_USAGE') return EXIT.usage;
+    if (this.code === 'CLIENT_USAGE' || this.code === 'CLIENT_NOT_HTTPS') return EXIT.usage;
     if (this.code === 'CLIENT_CLOCK_SKEW' || this.code === 'CLIENT_AUDIENCE_MISMATCH') return EXIT.refused;
     if (this.code === 'CLIENT_TLS_ERROR') return EXIT.unavailable;
     if (this.code.startsWith('AUTHN_') || this.code.startsWith('POLICY_') || this.code.startsWith('REQUEST_')) return EXIT.refused;
     if (this.code.startsWith('UNAVAILABLE_') || this.code === 'CLIENT_SERVER_UNREACHABLE' || this.code === 'INTERNAL_ERROR') return EXIT.unavailable;
-    if (this.code.startsWith('CLIENT_CREDENTIALS') || this.code === 'CLIENT_NO_CREDENTIALS') return EXIT.credentials;
+    if (this.code.startsWith('CLIENT_CREDENTIALS') || this.code === 'CLIENT_NO_CREDENTIALS' || this.code === 'CLIENT_PROFILE_NOT_FOUND') return EXIT.credentials;
     return EXIT.local;
   }
+}
+
+/** The error line: message, the server's request id when there is one, code last. */
+export function errorLine(err: ClientError): string {
+  return `sshca: ${err.message}${err.requestId ? ` (request id ${err.requestId})` : ''} [${err.code}]\n`;
+}
+
+/** The same for --json (on stdout, beside the line on stderr): one object scripts can read. */
+export function errorJson(err: ClientError): string {
+  return `${JSON.stringify({ error: { code: err.code, message: err.message, ...(err.requestId ? { requestId: err.requestId } : {}), exitCode: err.exitCode } })}\n`;
 }
 
 /** A warning line, written like an error line (code last) but the command goes on. */

@@ -16,6 +16,7 @@ import {
   requestBinding,
   type IdentityToken,
 } from '../protocol/identity-token.js';
+import { awsProfileNames } from './aws-profiles.js';
 import { ClientError } from './client-error.js';
 import { stsRegionOf } from './sts-endpoint-region.js';
 
@@ -113,7 +114,7 @@ function tokenFrom(parts: SignedParts, endpoint: string): IdentityToken {
   return { v: 1, endpoint, amzDate, authorization, ...(securityToken ? { securityToken } : {}) };
 }
 
-/** Plain words for the credential chain's failures. */
+/** Plain words for the credential chain's failures, each with the next step. */
 function credentialError(err: unknown, profile: string | undefined): ClientError {
   const e = err as { name?: string; message?: string };
   const message = e.message ?? String(err);
@@ -121,8 +122,14 @@ function credentialError(err: unknown, profile: string | undefined): ClientError
   if (/sso/i.test(message) && /expire|refresh|token/i.test(message)) {
     return new ClientError('CLIENT_CREDENTIALS_EXPIRED', `your AWS SSO session has expired: run aws sso login${p ? ` --profile ${p}` : ''}`, { cause: err });
   }
+  if (p !== undefined) {
+    const known = awsProfileNames(process.env);
+    if (!known.includes(p)) {
+      return new ClientError('CLIENT_PROFILE_NOT_FOUND', `there is no AWS profile named ${JSON.stringify(p)} ${known.length ? `(profiles found: ${known.join(', ')})` : '(no profiles found in ~/.aws/config or ~/.aws/credentials)'}: pass --profile with one of them, or set one up with aws configure sso`, { cause: err });
+    }
+  }
   if (e.name === 'CredentialsProviderError' || /credential/i.test(message)) {
-    return new ClientError('CLIENT_NO_CREDENTIALS', `no usable AWS credentials${p ? ` for profile ${p}` : ''}: ${message}`, { cause: err });
+    return new ClientError('CLIENT_NO_CREDENTIALS', `no usable AWS credentials${p ? ` for profile ${p}` : ''}: ${message}. Next: aws sso login${p ? ` --profile ${p}` : ' --profile NAME'} (set a profile up with aws configure sso), or export AWS_PROFILE`, { cause: err });
   }
   return new ClientError('CLIENT_SIGNING_FAILED', `could not sign the identity request: ${message}`, { cause: err });
 }

@@ -13,8 +13,8 @@ export interface SignedSession {
   readonly endpoint: string;
 }
 
-export async function openSignedSession(server: string, profile: string | undefined): Promise<SignedSession> {
-  const api = new ServerApi(server);
+export async function openSignedSession(server: string, profile: string | undefined, output: { notice?: (line: string) => void; waiting?: (line: string) => void } = {}): Promise<SignedSession> {
+  const api = new ServerApi(server, undefined, output.notice, output.waiting);
   const info = await api.caInfo();
   // The token will name the URL the user chose. A server that calls itself
   // something else would refuse it anyway; say why before signing anything.

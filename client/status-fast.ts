@@ -1,11 +1,12 @@
 // `sshca status` on the fast path: synchronous, and importing nothing but
-// the certificate reader. It runs before every ssh (Match exec), so it must
-// cost little more than starting node.
+// the certificate reader and its validity rules. It runs before every ssh
+// (Match exec), so it must cost little more than starting node.
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../protocol/duration.js';
 import { readCertificate } from './certificate-info.js';
+import { remainingText, statusLine, validityAt } from './certificate-validity.js';
 
 /**
  * Handles `status [--quiet] [--min-valid D]` with the default key; returns
@@ -44,8 +45,7 @@ export function fastStatus(argv: readonly string[], env: NodeJS.ProcessEnv, now:
     if (!quiet) stdout(`unreadable: ${path}\n`);
     return 1;
   }
-  const t = Math.floor(now.getTime() / 1000);
-  const state = t < info.validAfter ? 'not-yet-valid' : t + minValid >= info.validBefore ? 'expired' : 'valid';
-  if (!quiet) stdout(`${state}: ${info.principals.join(', ')} until ${new Date(info.validBefore * 1000).toISOString()} (serial ${info.serial}, CA ${info.caFingerprint})\n`);
-  return state === 'valid' ? 0 : 1;
+  const validity = validityAt(info, now.getTime(), minValid);
+  if (!quiet) stdout(statusLine(validity.state, info, [remainingText(validity)]));
+  return validity.state === 'valid' ? 0 : 1;
 }

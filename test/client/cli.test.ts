@@ -69,7 +69,7 @@ t.test('every error path exits with its documented code', needsOpenSsh, async (t
     ['server URL not a URL', ['login', '--server', 'not a url'], env, 2, 'CLIENT_USAGE'],
     ['root refused by policy', ['login', '--server', dev.url, '--profile', 'sshca-dev', '--principal', 'root'], env, 3, 'POLICY_PRINCIPAL_DENIED'],
     ['ttl above the cap', ['login', '--server', dev.url, '--profile', 'sshca-dev', '--ttl', '13h'], env, 3, 'POLICY_TTL_EXCEEDED'],
-    ['no such profile', ['login', '--server', dev.url, '--profile', 'nope'], env, 5, 'CLIENT_NO_CREDENTIALS'],
+    ['no such profile', ['login', '--server', dev.url, '--profile', 'nope'], env, 5, 'CLIENT_PROFILE_NOT_FOUND'],
     ['--key that does not exist', ['login', '--server', dev.url, '--profile', 'sshca-dev', '--key', join(home, 'nope')], env, 6, 'CLIENT_KEY_MISSING'],
   ];
   for (const [name, args, e, code, errorCode] of cases) {

@@ -145,7 +145,7 @@ t.test('sshca ca, status --min-valid/--quiet, and settings precedence', needsOpe
   t.equal(quiet.code, 0);
   t.equal(quiet.stdout, '', '--quiet prints nothing');
   const plain = await runCli(['status'], env);
-  t.match(plain.stdout, /^valid: ned until .* \(serial \d+, CA SHA256:/, 'the fast path prints what the full CLI prints');
+  t.match(plain.stdout, /^valid: ned until .* \(\d+h\d+m left; serial \d+, CA SHA256:/, 'the fast path prints what the full CLI prints');
 
   writeFileSync(join(configDir, 'config.json'), '{"server": 1}');
   const bad = await runCli(['login'], env);

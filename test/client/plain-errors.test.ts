@@ -1,0 +1,135 @@
+// The common mistakes in plain words (issue 15): each through the real
+// client against the dev server, asserting the code, the exit status and
+// that a next step is printed.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import { ShiftableClock, startDevServer } from '../fixtures/dev-server.js';
+import { CLI, devLoginEnv, errorCodeOf, runCli } from '../fixtures/cli.js';
+import { needsOpenSsh } from '../fixtures/openssh.js';
+
+const execFileAsync = promisify(execFile);
+
+t.test('a profile that does not exist is named, with the ones found and how to set one up', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'pia' });
+  const home = t.testdir();
+  mkdirSync(join(home, '.aws'));
+  writeFileSync(join(home, '.aws', 'config'), '[default]\nregion = eu-west-1\n[profile dev-admin]\nsso_session = corp\n[sso-session corp]\nsso_region = eu-west-1\n');
+  writeFileSync(join(home, '.aws', 'credentials'), '[ci]\naws_access_key_id = AKIAEXAMPLEEXAMPLE12\naws_secret_access_key = x\n');
+  const r = await runCli(['login', '--server', dev.url, '--profile', 'dev-admn', '--no-save'], { HOME: home, AWS_EC2_METADATA_DISABLED: 'true' });
+  t.equal(r.code, 5);
+  t.equal(errorCodeOf(r.stderr), 'CLIENT_PROFILE_NOT_FOUND');
+  t.match(r.stderr, /"dev-admn"/, 'names it');
+  t.match(r.stderr, /ci, default, dev-admin/, 'lists the profiles found (not the sso-session)');
+  t.match(r.stderr, /aws configure sso/, 'and the next step');
+});
+
+t.test('no AWS credentials at all: the next step is aws sso login', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'nils' });
+  const home = t.testdir();
+  const r = await runCli(['login', '--server', dev.url, '--no-save'], { HOME: home, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none') });
+  t.equal(r.code, 5);
+  t.equal(errorCodeOf(r.stderr), 'CLIENT_NO_CREDENTIALS');
+  t.match(r.stderr, /aws sso login/);
+});
+
+t.test('a clock ahead by more than a minute, or behind by more than five, is named; 30 s is not', needsOpenSsh, async (t) => {
+  const clock = new ShiftableClock();
+  const dev = await startDevServer(t, { devUser: 'cleo', clock });
+  const env = devLoginEnv(dev.dataDir, t.testdir());
+  const login = () => runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-agent', '--no-save'], env);
+  for (const [serverOffsetS, expected] of [[-90, 'ahead of'], [+330, 'behind']] as const) {
+    clock.offsetMs = serverOffsetS * 1000;
+    const r = await login();
+    t.equal(r.code, 3, `server ${serverOffsetS} s off`);
+    t.equal(errorCodeOf(r.stderr), 'CLIENT_CLOCK_SKEW');
+    t.match(r.stderr, new RegExp(`your clock is .* ${expected} the server's`));
+    t.match(r.stderr, /NTP/, 'with the fix');
+  }
+  clock.offsetMs = -30_000;
+  t.equal((await login()).code, 0, 'half a minute apart still signs in');
+});
+
+t.test("the server's request id is on every server-side error, in text and in --json", needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'remy' });
+  const env = devLoginEnv(dev.dataDir, t.testdir());
+  const r = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--principal', 'root', '--no-agent', '--no-save', '--json'], env);
+  t.equal(r.code, 3);
+  const code = errorCodeOf(r.stderr)!;
+  t.match(code, /^POLICY_/);
+  const id = /\(request id ([^)]+)\)/.exec(r.stderr)?.[1];
+  t.ok(id, 'the text line carries the request id');
+  t.same(JSON.parse(r.stdout), { error: { code, message: (JSON.parse(r.stdout) as { error: { message: string } }).error.message, requestId: id, exitCode: 3 } }, '--json carries the same');
+});
+
+t.test('https:// to a port that speaks plain HTTP is named as such', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'hana' });
+  const env = devLoginEnv(dev.dataDir, t.testdir());
+  const r = await runCli(['ca', '--server', dev.url.replace('http://', 'https://')], env);
+  t.equal(r.code, 2);
+  t.equal(errorCodeOf(r.stderr), 'CLIENT_NOT_HTTPS');
+  t.match(r.stderr, /plain HTTP/);
+});
+
+t.test('a stale SSH_AUTH_SOCK: the certificate is written, a warning says the agent was not loaded, exit 0', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'ivo' });
+  const home = t.testdir();
+  const env = { ...devLoginEnv(dev.dataDir, home), SSH_AUTH_SOCK: join(home, 'gone', 'agent.sock') };
+  const r = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-save', '--json'], env);
+  t.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout) as { certificatePath: string; agentWarning?: { code: string }; agentLifetimeSeconds?: number };
+  t.ok(existsSync(result.certificatePath), 'the certificate is written');
+  t.equal(result.agentWarning?.code, 'CLIENT_AGENT_FAILED');
+  t.equal(result.agentLifetimeSeconds, undefined, 'not claimed to be in the agent');
+  t.match(r.stderr, /warning: .*not loaded into ssh-agent.*\[CLIENT_AGENT_FAILED\]/);
+});
+
+t.test('a 503 with Retry-After is retried, visibly and a bounded number of times', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'bo' });
+  const env = devLoginEnv(dev.dataDir, t.testdir());
+  // The store refuses issued records (503 UNAVAILABLE_STORE, Retry-After 5) until the trigger goes.
+  const db = new Database(join(dev.dataDir, 'audit.db'));
+  t.teardown(() => db.close());
+  db.exec(`CREATE TRIGGER busy BEFORE INSERT ON audit_records WHEN NEW.kind = 'issued' BEGIN SELECT RAISE(ABORT, 'busy'); END`);
+  setTimeout(() => db.exec('DROP TRIGGER busy'), 1500);
+  const r = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-agent', '--no-save'], env);
+  t.equal(r.code, 0, `the retry got the certificate ${r.stderr}`);
+  t.match(r.stderr, /server busy \(UNAVAILABLE_STORE\), retrying in 5 s \(1\/2\)/, 'said so while waiting');
+
+  db.exec(`CREATE TRIGGER busy BEFORE INSERT ON audit_records WHEN NEW.kind = 'issued' BEGIN SELECT RAISE(ABORT, 'busy'); END`);
+  const started = Date.now();
+  const gaveUp = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-agent', '--no-save', '--quiet'], env);
+  t.equal(gaveUp.code, 4, 'still busy after the retries: unavailable');
+  t.equal(errorCodeOf(gaveUp.stderr), 'UNAVAILABLE_STORE');
+  t.notMatch(gaveUp.stderr, /retrying/, '--quiet: no progress lines');
+  t.ok(Date.now() - started >= 10_000, 'it did wait for both retries');
+});
+
+t.test('a slow server: "waiting for …" on a terminal after a second, never in a pipe or with --quiet', async (t) => {
+  // Answers after 2.5 s, and with a refusal: what matters is the wait.
+  const slow = createServer((_req, res) => setTimeout(() => res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"REQUEST_NOT_FOUND","message":"no such route"}'), 2500));
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => slow.close());
+  const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const home = t.testdir();
+  const env = { HOME: home, AWS_EC2_METADATA_DISABLED: 'true' };
+  const inPipe = await runCli(['login', '--server', url, '--no-save'], env);
+  t.equal(errorCodeOf(inPipe.stderr), 'REQUEST_NOT_FOUND');
+  t.notMatch(inPipe.stderr, /waiting for/, 'not in a pipe');
+  // A pseudo-terminal: util-linux script(1), as a user's shell would run it
+  // (asynchronously: the slow server lives in this process and must answer).
+  const run = async (extra: string): Promise<string> => {
+    try {
+      return (await execFileAsync('script', ['-q', '-e', '-c', `${process.execPath} ${CLI} login --server ${url} --no-save ${extra}`, '/dev/null'], { env: { ...process.env, ...env }, encoding: 'utf8' })).stdout;
+    } catch (err) {
+      return String((err as { stdout?: string }).stdout ?? '');
+    }
+  };
+  t.match(await run(''), new RegExp(`waiting for 127\\.0\\.0\\.1:${(slow.address() as AddressInfo).port}`), 'on a terminal, after a second');
+  t.notMatch(await run('--quiet'), /waiting for/, 'not with --quiet');
+});
