@@ -11,3 +11,15 @@ export function parseDuration(text: string): number | undefined {
   for (const [, n, unit] of t.matchAll(/(\d+)([dhms])/g)) total += Number(n) * UNIT[unit!]!;
   return total;
 }
+
+/** Seconds as people write them, largest units first: `12h`, `1d12h`, `1h30m`, `90s` → `1m30s`. */
+export function formatDuration(seconds: number): string {
+  let rest = Math.max(0, Math.floor(seconds));
+  let out = '';
+  for (const [unit, size] of Object.entries(UNIT)) {
+    const n = Math.floor(rest / size);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * size;
+  }
+  return out || '0s';
+}

@@ -2,6 +2,7 @@
 import type { CallerIdentity } from '../identity/caller-identity.js';
 import { PolicyError } from '../errors.js';
 import type { HostRules } from './policy-file.js';
+import { formatDuration } from '../../protocol/duration.js';
 
 /** What the caller asked for (all optional: policy fills the defaults). */
 export interface CertificateRequest {
@@ -50,7 +51,8 @@ export function selectPrincipals(granted: readonly string[], requested: readonly
   const wanted = [...new Set(requested)];
   for (const p of wanted) {
     assertValidPrincipal(p);
-    if (!granted.includes(p)) throw new PolicyError('POLICY_PRINCIPAL_DENIED', `principal ${p} is not granted to this identity`);
+    // The caller is authenticated: telling them what they may have is the next step, not a leak.
+    if (!granted.includes(p)) throw new PolicyError('POLICY_PRINCIPAL_DENIED', `principal ${p} is not granted to this identity; it may have: ${granted.length ? granted.join(', ') : 'none'}`);
   }
   return wanted;
 }
@@ -58,6 +60,6 @@ export function selectPrincipals(granted: readonly string[], requested: readonly
 /** TTL: the default when none is asked; above the cap is refused (not cut). */
 export function selectTtl(requested: number | undefined, defaultSeconds: number, maxSeconds: number): number {
   const ttl = requested ?? defaultSeconds;
-  if (ttl > maxSeconds) throw new PolicyError('POLICY_TTL_EXCEEDED', `requested lifetime ${ttl}s exceeds the maximum ${maxSeconds}s`);
+  if (ttl > maxSeconds) throw new PolicyError('POLICY_TTL_EXCEEDED', `a lifetime of ${formatDuration(ttl)} is more than this identity may have: at most ${formatDuration(maxSeconds)}`);
   return ttl;
 }

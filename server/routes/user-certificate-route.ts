@@ -17,7 +17,12 @@ interface UserCertificateBody {
 }
 
 /** Hard bounds on what may be asked at all; policy decides within them. */
-export const MAX_REQUESTABLE_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * A sanity bound on the number only: the policy's own maximum (at most days)
+ * refuses anything above it with POLICY_TTL_EXCEEDED in plain units, so
+ * `--ttl 8d` is told "at most 12h", never a schema path.
+ */
+export const MAX_REQUESTABLE_TTL_SECONDS = 366 * 24 * 3600;
 
 const bodySchema = {
   type: 'object',

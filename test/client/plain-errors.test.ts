@@ -65,6 +65,14 @@ t.test("the server's request id is on every server-side error, in text and in --
   const id = /\(request id ([^)]+)\)/.exec(r.stderr)?.[1];
   t.ok(id, 'the text line carries the request id');
   t.same(JSON.parse(r.stdout), { error: { code, message: (JSON.parse(r.stdout) as { error: { message: string } }).error.message, requestId: id, exitCode: 3 } }, '--json carries the same');
+  t.match(r.stderr, /principal root is not granted to this identity; it may have: remy/, 'and says what the caller may have');
+
+  // A lifetime past the policy's: in units, never a schema path (8d is above the old 7-day bound on the number).
+  const long = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--ttl', '8d', '--no-agent', '--no-save'], env);
+  t.equal(long.code, 3);
+  t.equal(errorCodeOf(long.stderr), 'POLICY_TTL_EXCEEDED');
+  t.match(long.stderr, /a lifetime of 8d is more than this identity may have: at most 12h/);
+  t.notMatch(long.stderr, /body\/|ttlSeconds|must be/, 'no schema path');
 });
 
 t.test('https:// to a port that speaks plain HTTP is named as such', needsOpenSsh, async (t) => {
