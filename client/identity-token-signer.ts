@@ -57,11 +57,33 @@ export async function profileRegion(profile: string | undefined): Promise<string
 export class IdentityTokenSigner {
   constructor(private readonly options: { profile?: string; credentials?: STSClientConfig['credentials'] } = {}) {}
 
+  /**
+   * The credentials, resolved before anything is signed: credentials past
+   * their own expiry (AWS would refuse them; the server's answer would be an
+   * uninformative 401) are named here instead, with what to do.
+   */
+  private async freshCredentials(): Promise<NonNullable<STSClientConfig['credentials']>> {
+    const source = this.options.credentials ?? fromNodeProviderChain(this.options.profile ? { profile: this.options.profile } : {});
+    let resolved;
+    try {
+      resolved = typeof source === 'function' ? await source() : source;
+    } catch (err) {
+      throw credentialError(err, this.options.profile);
+    }
+    const expiration = (resolved as { expiration?: Date }).expiration;
+    if (expiration !== undefined && expiration.getTime() <= Date.now()) {
+      const p = this.options.profile ?? process.env.AWS_PROFILE;
+      throw new ClientError('CLIENT_CREDENTIALS_EXPIRED', `your AWS credentials expired at ${expiration.toISOString()}: get new ones (aws sso login${p ? ` --profile ${p}` : ''}, or renew the keys you exported)`);
+    }
+    return resolved;
+  }
+
   async sign(request: TokenRequest): Promise<string> {
+    const credentials = await this.freshCredentials();
     const sts = new STSClient({
       region: stsRegionOf(request.endpoint),
       endpoint: request.endpoint,
-      credentials: this.options.credentials ?? fromNodeProviderChain(this.options.profile ? { profile: this.options.profile } : {}),
+      credentials,
       maxAttempts: 1,
     });
     // Before signing: exactly the header set DESIGN.md §2 names. The SDK also

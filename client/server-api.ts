@@ -189,6 +189,10 @@ export class ServerApi {
       const amount = Math.abs(skewSeconds) >= 120 ? `${Math.round(Math.abs(skewSeconds) / 60)} minutes` : `${Math.abs(skewSeconds)} seconds`;
       return new ClientError('CLIENT_CLOCK_SKEW', `your clock is ${amount} ${skewSeconds > 0 ? 'ahead of' : 'behind'} the server's; the server accepts sign-ins from 1 minute ahead to 5 minutes behind. Fix the clock (NTP: e.g. sudo timedatectl set-ntp true) and retry`, id);
     }
+    if (code === 'AUTHN_FAILED') {
+      // The server says no more (rule 7); what the user can check from here is whether AWS takes the credentials.
+      return new ClientError(code, `${typeof message === 'string' ? message : 'authentication failed'}: the server could not verify your AWS sign-in. If \`aws sts get-caller-identity\` fails too, AWS rejects these credentials (invalid or revoked keys); if it works, ask your sshca admin with the request id`, id);
+    }
     return new ClientError(typeof code === 'string' ? code : 'CLIENT_BAD_RESPONSE', typeof message === 'string' ? message : `server answered ${response.status}`, id);
   }
 }

@@ -141,3 +141,20 @@ t.test('a slow server: "waiting for …" on a terminal after a second, never in 
   t.match(await run(''), new RegExp(`waiting for 127\\.0\\.0\\.1:${(slow.address() as AddressInfo).port}`), 'on a terminal, after a second');
   t.notMatch(await run('--quiet'), /waiting for/, 'not with --quiet');
 });
+
+t.test('credentials AWS would refuse: expired ones are named before anything is sent; rejected ones get the check to run', needsOpenSsh, async (t) => {
+  const dev = await startDevServer(t, { devUser: 'ute' });
+  const home = t.testdir();
+  const base = { HOME: home, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none') };
+  const expired = await runCli(['login', '--server', dev.url, '--no-save', '--no-agent'], {
+    ...base, AWS_ACCESS_KEY_ID: dev.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: dev.credentials.secretAccessKey, AWS_CREDENTIAL_EXPIRATION: new Date(Date.now() - 60_000).toISOString(),
+  });
+  t.equal(expired.code, 5);
+  t.equal(errorCodeOf(expired.stderr), 'CLIENT_CREDENTIALS_EXPIRED');
+  t.match(expired.stderr, /expired at .*get new ones/);
+  const rejected = await runCli(['login', '--server', dev.url, '--no-save', '--no-agent'], { ...base, AWS_ACCESS_KEY_ID: dev.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: 'not-the-secret' });
+  t.equal(rejected.code, 3, 'AWS (the dev STS) refuses the signature: a refusal');
+  t.equal(errorCodeOf(rejected.stderr), 'AUTHN_FAILED');
+  t.match(rejected.stderr, /aws sts get-caller-identity/, 'with the check that tells it apart from the rest');
+  t.match(rejected.stderr, /\(request id [^)]+\)/);
+});
