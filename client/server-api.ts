@@ -59,9 +59,11 @@ export class ServerApi {
     private readonly waiting?: (line: string) => void,
   ) {
     try {
-      this.audience = canonicalServerUrl(server, { allowPath: true });
+      // A path is refused, not dropped: sshca serves at the root of its
+      // address, and a path the user typed would otherwise vanish unseen.
+      this.audience = canonicalServerUrl(server);
     } catch (err) {
-      if (err instanceof ServerUrlError) throw new ClientError('CLIENT_USAGE', `--server: ${err.message}`);
+      if (err instanceof ServerUrlError) throw new ClientError('CLIENT_USAGE', `--server: ${err.message}${/: no path$/.test(err.message) ? ' (sshca answers at the root of its address: give just scheme://host[:port])' : ''}`);
       throw err;
     }
   }

@@ -21,8 +21,9 @@ export class ServerUrlError extends Error {
 /**
  * `scheme://host[:port]`, lowercased, default port dropped (URL's own
  * normalisation, IDN hosts in punycode). Refuses anything but https (http
- * only for a loopback host), userinfo, a query or a fragment; a path other than `/` is dropped by the
- * caller's choice (`allowPath`), never silently here.
+ * only for a loopback host), userinfo, a query or a fragment; a path other
+ * than `/` is refused unless the caller allows it (`allowPath`: then it is
+ * dropped, which only a caller that says so to the user should ask for).
  */
 export function canonicalServerUrl(value: string, options: { allowPath?: boolean } = {}): string {
   let url: URL;

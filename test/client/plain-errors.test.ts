@@ -82,6 +82,12 @@ t.test('https:// to a port that speaks plain HTTP is named as such', needsOpenSs
   t.equal(r.code, 2);
   t.equal(errorCodeOf(r.stderr), 'CLIENT_NOT_HTTPS');
   t.match(r.stderr, /plain HTTP/);
+  // A path is refused with the fix, never silently dropped.
+  const withPath = await runCli(['ca', '--server', `${dev.url}/sshca`], env);
+  t.equal(withPath.code, 2);
+  t.equal(errorCodeOf(withPath.stderr), 'CLIENT_USAGE');
+  t.match(withPath.stderr, /no path .*scheme:\/\/host/);
+  t.equal((await runCli(['ca', '--server', `${dev.url}/`], env)).code, 0, 'a bare trailing slash is the root');
 });
 
 t.test('a stale SSH_AUTH_SOCK: the certificate is written, a warning says the agent was not loaded, exit 0', needsOpenSsh, async (t) => {
