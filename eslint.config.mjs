@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.sshca-dev/**', 'infra/**/cdk.out/**'] },
+  { ignores: ['dist/**', 'client/dist/**', 'node_modules/**', '.sshca-dev/**', 'infra/**/cdk.out/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -6,15 +6,7 @@
 import { createHash } from 'node:crypto';
 import { CodedError } from '../protocol/coded-error.js';
 import { SshReader } from '../protocol/ssh-wire.js';
-
-const KRL_MAGIC = 0x5353484b524c0a00n; // "SSHKRL\n\0"
-const KRL_FORMAT_VERSION = 1;
-const SECTION_CERTIFICATES = 1;
-const SECTION_FINGERPRINT_SHA256 = 5;
-const CERT_SERIAL_LIST = 0x20;
-const CERT_SERIAL_RANGE = 0x21;
-const CERT_SERIAL_BITMAP = 0x22;
-const CERT_KEY_ID = 0x23;
+import { CERT_KEY_ID, CERT_SERIAL_BITMAP, CERT_SERIAL_LIST, CERT_SERIAL_RANGE, KRL_FORMAT_VERSION, KRL_MAGIC, SECTION_CERTIFICATES, SECTION_FINGERPRINT_SHA256 } from '../protocol/krl-format.js';
 
 /** A KRL this reader cannot vouch for: malformed, or using a part sshca's server never writes. */
 export class KrlReadError extends CodedError {

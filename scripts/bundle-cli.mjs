@@ -1,17 +1,28 @@
-// Bundles the `sshca` command into dist/cli/ so it starts fast: a small
-// CommonJS entry (CommonJS starts faster than an ES module) that answers
-// `sshca status` by itself, and the full CLI as an ES module with every
-// lazily imported part (login, the AWS SDK, audit) in chunks of its own.
+// Bundles the `sshca` command into client/dist/, the content of the client
+// package (client/package.json; `npm pack` in client/ ships it). It starts
+// fast: a small CommonJS entry (CommonJS starts faster than an ES module) that
+// answers `sshca status` by itself, and the full CLI as an ES module with
+// every lazily imported part (login, the AWS SDK, audit) in chunks of its
+// own. Everything it imports is inside the bundle, so the package has no
+// dependencies: installing it fetches and compiles nothing.
+// The same files are copied to dist/cli/, where the repository's tests, the
+// demo and the CLI benchmark run them.
 import { build } from 'esbuild';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist', 'cli');
+const out = join(root, 'client', 'dist');
+const copy = join(root, 'dist', 'cli');
 rmSync(out, { recursive: true, force: true });
-// `sshca --version`: the version is compiled in (the bundle has no package.json beside it).
-const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+rmSync(copy, { recursive: true, force: true });
+// `sshca --version`: the client package's version, compiled in (the bundle
+// reads no package.json at run time). One version for the repository: a bump
+// of one package.json without the other stops the build here.
+const version = JSON.parse(readFileSync(join(root, 'client', 'package.json'), 'utf8')).version;
+const rootVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+if (version !== rootVersion) throw new Error(`client/package.json has version ${version}, package.json ${rootVersion}: set both to the same version`);
 const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', define: { SSHCA_VERSION: JSON.stringify(version) } };
 
 await build({
@@ -33,3 +44,4 @@ await build({
 });
 writeFileSync(join(out, 'main', 'package.json'), '{ "type": "module" }\n');
 chmodSync(join(out, 'sshca.cjs'), 0o755);
+cpSync(out, copy, { recursive: true });

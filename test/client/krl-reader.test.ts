@@ -11,18 +11,8 @@ import { readCertificate } from '../../client/certificate-info.js';
 import { KrlReadError, readKrl } from '../../client/krl-reader.js';
 import { SshWriter } from '../../protocol/ssh-wire.js';
 import { encodeKrl } from '../../server/revocation/krl-encoder.js';
-import { needsOpenSsh } from '../fixtures/openssh.js';
+import { keygenRevoked, needsOpenSsh } from '../fixtures/openssh.js';
 
-/** ssh-keygen -Q: true when it says REVOKED, false when it exits 0. */
-function keygenRevoked(krl: string, cert: string): boolean {
-  try {
-    execFileSync('ssh-keygen', ['-Q', '-f', krl, cert], { stdio: 'pipe' });
-    return false;
-  } catch (err) {
-    if (!/REVOKED/.test(`${(err as { stdout?: Buffer }).stdout ?? ''}`)) throw err;
-    return true;
-  }
-}
 
 /** The code readKrl throws with (only KrlReadError counts), or 'parsed'. */
 function readCode(bytes: Buffer): string {

@@ -110,8 +110,12 @@ t.test('a 503 with Retry-After is retried, visibly and a bounded number of times
   const db = new Database(join(dev.dataDir, 'audit.db'));
   t.teardown(() => db.close());
   db.exec(`CREATE TRIGGER busy BEFORE INSERT ON audit_records WHEN NEW.kind = 'issued' BEGIN SELECT RAISE(ABORT, 'busy'); END`);
-  setTimeout(() => db.exec('DROP TRIGGER busy'), 1500);
-  const r = await runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-agent', '--no-save'], env);
+  const busyAnswers = () => (db.prepare("SELECT count(*) AS n FROM audit_records WHERE kind = 'refused' AND json_extract(data, '$.code') = 'UNAVAILABLE_STORE'").get() as { n: number }).n;
+  const pending = runCli(['login', '--server', dev.url, '--profile', 'sshca-dev', '--no-agent', '--no-save'], env);
+  // The store recovers once the server has answered 503 once (its refusal is on the record), during the client's wait.
+  for (const deadline = Date.now() + 30_000; busyAnswers() === 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 50));
+  db.exec('DROP TRIGGER busy');
+  const r = await pending;
   t.equal(r.code, 0, `the retry got the certificate ${r.stderr}`);
   t.match(r.stderr, /server busy \(UNAVAILABLE_STORE\), retrying in 5 s \(1\/2\)/, 'said so while waiting');
 

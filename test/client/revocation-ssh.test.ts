@@ -3,7 +3,6 @@
 // logs in again once and gets in; `sshca status --check-revocation` says
 // revoked / not revoked / unknown. Through the built client, against the dev
 // server and a throwaway sshd.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -13,18 +12,8 @@ import { readKrl } from '../../client/krl-reader.js';
 import { ensureLoginAccount, freePort, startThrowawaySshd } from '../../scripts/throwaway-sshd.js';
 import { devLoginEnv, errorCodeOf, runCli } from '../fixtures/cli.js';
 import { startDevServer, type DevServer } from '../fixtures/dev-server.js';
-import { needsOpenSsh } from '../fixtures/openssh.js';
+import { keygenRevoked, needsOpenSsh } from '../fixtures/openssh.js';
 
-/** ssh-keygen -Q: true when it says REVOKED, false when it exits 0. */
-function keygenRevoked(krl: string, cert: string): boolean {
-  try {
-    execFileSync('ssh-keygen', ['-Q', '-f', krl, cert], { stdio: 'pipe' });
-    return false;
-  } catch (err) {
-    if (!/REVOKED/.test(`${(err as { stdout?: Buffer }).stdout ?? ''}`)) throw err;
-    return true;
-  }
-}
 
 async function listen(t: Test, server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

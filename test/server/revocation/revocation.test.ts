@@ -10,7 +10,7 @@ import { CheckpointSigner } from '../../../server/audit/checkpoint-signer.js';
 import { SqliteAuditLog } from '../../../server/audit/sqlite-audit-log.js';
 import { devLoginEnv, errorCodeOf, runCli } from '../../fixtures/cli.js';
 import { ShiftableClock, startDevServer, type DevServer } from '../../fixtures/dev-server.js';
-import { needsOpenSsh } from '../../fixtures/openssh.js';
+import { keygenRevoked, needsOpenSsh } from '../../fixtures/openssh.js';
 
 async function fetchKrl(dev: DevServer, path: string): Promise<{ version: string; etag: string }> {
   const res = await fetch(`${dev.url}/v1/krl`);
@@ -18,15 +18,6 @@ async function fetchKrl(dev: DevServer, path: string): Promise<{ version: string
   return { version: res.headers.get('x-sshca-krl-version')!, etag: res.headers.get('etag')! };
 }
 
-function keygenRevoked(krl: string, cert: string): boolean {
-  try {
-    execFileSync('ssh-keygen', ['-Q', '-f', krl, cert], { stdio: 'pipe' });
-    return false;
-  } catch (err) {
-    if (!/REVOKED/.test(`${(err as { stdout?: Buffer }).stdout ?? ''}`)) throw err;
-    return true;
-  }
-}
 
 t.test('revoke by serial, key id and public key; sshd refuses exactly those', needsOpenSsh, async (t) => {
   const user = ensureLoginAccount('sshcatest');
