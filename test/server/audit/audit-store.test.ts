@@ -82,6 +82,11 @@ async function contract(t: Test, engine: Engine): Promise<void> {
     t.equal(await store.claim('sig-1', exp, new Date()), true);
     t.equal(await other.claim('sig-1', exp, new Date()), false, 'another replica sees it used');
     t.equal(await other.claim('sig-2', exp, new Date()), true);
+    // Attack: one token replayed many times at once. The claims meet in one batch; exactly one wins.
+    const racing = await Promise.all([store, other, store, other, store, store].map((s) => s.claim('sig-race', exp, new Date())));
+    t.equal(racing.filter(Boolean).length, 1, 'of concurrent claims of one signature, exactly one wins');
+    const oneBatch = await Promise.all([1, 2, 3].map(() => store.claim('sig-batch', exp, new Date())));
+    t.same(oneBatch, [true, false, false], 'within one batch: the first claim wins, the rest are replays');
   });
 
   await t.test('an outage fails writes and readiness; recovery resumes the chain', async (t) => {
