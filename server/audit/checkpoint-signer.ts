@@ -20,12 +20,6 @@ export interface CheckpointKey {
   sign(seq: number, hash: string): Promise<string>;
   /** Signs the head of an export: the chain as of `at`. */
   signHead(seq: number, hash: string, at: string): Promise<string>;
-  /**
-   * Present when signing needs no I/O (a key in memory): the store then signs
-   * inside its write transaction. Without it (KMS) the store signs first and
-   * commits after, one append at a time.
-   */
-  signSync?(seq: number, hash: string): string;
 }
 
 /** The JWS protected header for `jwk`, naming it by its RFC 7638 thumbprint. */
@@ -40,9 +34,9 @@ export function jwkThumbprint(jwk: { kty: 'OKP'; crv: 'Ed25519'; x: string } | {
 }
 
 /**
- * Produces compact JWS (EdDSA) checkpoints. Signing is synchronous on
- * purpose: it happens inside the store's write transaction, so a record and
- * its checkpoint are committed together or not at all.
+ * Produces compact JWS (EdDSA) checkpoints with a key in memory. Both stores
+ * sign a batch's checkpoint inside its write transaction (under the chain's
+ * lock), so a batch and its checkpoint are committed together or not at all.
  */
 export class CheckpointSigner implements CheckpointKey {
   readonly jwk: CheckpointJwk;
