@@ -1,5 +1,6 @@
 // `sshca audit list|export|verify`: the audit record, for auditors.
 import { readFile } from 'node:fs/promises';
+import type { ActiveAnswer, CallerMatch } from '../protocol/audit-api.js';
 import { importCheckpointKey, verifyExport, type ChainFailure, type ChainedRecord } from '../protocol/audit-chain.js';
 import { isPlainObject, parseJsonStrict } from '../protocol/strict-json.js';
 import { ClientError } from './client-error.js';
@@ -8,19 +9,36 @@ import { openSignedSession } from './signed-session.js';
 
 export const AUDIT_FILTERS = ['kind', 'principal', 'caller', 'account', 'serial', 'fingerprint', 'since', 'until'] as const;
 
-export async function auditList(options: { server: string; profile?: string; filters: Partial<Record<(typeof AUDIT_FILTERS)[number], string>>; limit?: number; before?: number }): Promise<{ records: ChainedRecord[]; nextBefore?: number }> {
+export interface AuditPageResult {
+  readonly records: ChainedRecord[];
+  readonly nextBefore?: number;
+  readonly caller?: CallerMatch;
+}
+
+export async function auditActive(options: { server: string; profile?: string; principal?: string; caller?: string; limit?: number }): Promise<ActiveAnswer> {
+  const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
+  const query = new URLSearchParams();
+  if (options.principal !== undefined) query.set('principal', options.principal);
+  if (options.caller !== undefined) query.set('caller', options.caller);
+  if (options.limit !== undefined) query.set('limit', String(options.limit));
+  const qs = query.toString();
+  return JSON.parse(await api.signedGet(`/v1/audit/active${qs ? `?${qs}` : ''}`, signer, endpoint)) as ActiveAnswer;
+}
+
+export async function auditList(options: { server: string; profile?: string; filters: Partial<Record<(typeof AUDIT_FILTERS)[number], string>>; limit?: number; before?: number }): Promise<AuditPageResult> {
   const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
   const query = new URLSearchParams();
   for (const name of AUDIT_FILTERS) if (options.filters[name] !== undefined) query.set(name, options.filters[name]!);
   if (options.limit !== undefined) query.set('limit', String(options.limit));
   if (options.before !== undefined) query.set('before', String(options.before));
   const qs = query.toString();
-  return JSON.parse(await api.signedGet(`/v1/audit${qs ? `?${qs}` : ''}`, signer, endpoint)) as { records: ChainedRecord[]; nextBefore?: number };
+  return JSON.parse(await api.signedGet(`/v1/audit${qs ? `?${qs}` : ''}`, signer, endpoint)) as AuditPageResult;
 }
 
-export async function auditExport(options: { server: string; profile?: string }): Promise<string> {
+/** The NDJSON export: everything, or (`since`, ISO 8601) the records from that time on. */
+export async function auditExport(options: { server: string; profile?: string; since?: string }): Promise<string> {
   const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
-  return api.signedGet('/v1/audit/export', signer, endpoint);
+  return api.signedGet(`/v1/audit/export${options.since ? `?${new URLSearchParams({ since: options.since }).toString()}` : ''}`, signer, endpoint);
 }
 
 export type VerifyOutcome = { ok: true; count: number; headAt: string } | { ok: false; failure: ChainFailure };

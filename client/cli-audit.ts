@@ -1,6 +1,9 @@
-// `sshca audit list|export|verify` argument handling and output.
+// `sshca audit list|active|export|verify|ui` argument handling and output.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AUDIT_FILTERS, auditExport, auditList, auditVerify } from './audit.js';
+import type { CallerMatch } from '../protocol/audit-api.js';
+import { AUDIT_FILTERS, auditActive, auditExport, auditList, auditVerify } from './audit.js';
+import { activeCsv, activeLine, callerNote, recordLine, recordsCsv } from './audit-output.js';
+import { timeFlag } from './audit-time.js';
 import { ClientError, EXIT } from './client-error.js';
 import { requireServer, resolveSettings } from './client-settings.js';
 import type { CommandIo } from './cli-ssh.js';
@@ -19,42 +22,72 @@ function integerFlag(value: unknown, flag: string): number | undefined {
   return Number(value);
 }
 
+/** The server and profile an audit command talks to (flags, else saved settings). */
+function target(o: Record<string, unknown>, io: CommandIo): { server: string; profile?: string } {
+  const settings = resolveSettings({ ...(o.server ? { server: o.server as string } : {}), ...(o.profile ? { profile: o.profile as string } : {}) }, io.env);
+  return { server: requireServer(settings), ...(settings.profile ? { profile: settings.profile } : {}) };
+}
+
+/** Says what a short `--caller` name matched: on stderr, so JSON and CSV stay clean. */
+function noteCaller(match: CallerMatch | undefined, io: CommandIo): void {
+  const note = callerNote(match);
+  if (note) io.stderr(`sshca: ${note}\n`);
+}
+
 export async function runAudit(args: readonly string[], io: CommandIo): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === 'ui') {
+    const { runAuditUi } = await import('./audit-ui.js');
+    return runAuditUi(rest, io);
+  }
   const common = { server: { type: 'string' }, profile: { type: 'string' }, json: { type: 'boolean' } } as const;
+  const now = new Date();
   if (sub === 'list') {
     const filterOptions = Object.fromEntries(AUDIT_FILTERS.map((f) => [f, { type: 'string' as const }]));
-    const { values: o } = parse(rest, { ...common, ...filterOptions, limit: { type: 'string' }, before: { type: 'string' } });
-    const settings = resolveSettings({ ...(o.server ? { server: o.server as string } : {}), ...(o.profile ? { profile: o.profile as string } : {}) }, io.env);
+    const { values: o } = parse(rest, { ...common, ...filterOptions, csv: { type: 'boolean' }, limit: { type: 'string' }, before: { type: 'string' } });
+    if (o.json && o.csv) throw new ClientError('CLIENT_USAGE', 'choose --json or --csv');
     const limit = integerFlag(o.limit, '--limit');
     const before = integerFlag(o.before, '--before');
-    const page = await auditList({
-      server: requireServer(settings),
-      ...(settings.profile ? { profile: settings.profile } : {}),
-      filters: Object.fromEntries(AUDIT_FILTERS.filter((f) => o[f] !== undefined).map((f) => [f, o[f] as string])),
-      ...(limit !== undefined ? { limit } : {}),
-      ...(before !== undefined ? { before } : {}),
-    });
-    if (o.json) io.stdout(`${JSON.stringify(page)}\n`);
-    else {
-      for (const r of page.records) {
-        const d = r.data as Record<string, unknown>;
-        const what =
-          r.kind === 'issued' ? `serial ${String(d.serial)} principals ${(d.principals as string[]).join(',')}`
-          : r.kind === 'revoked' ? `${String(d.revokedBy)} ${String(d.revokedBy === 'publicKey' ? d.publicKeyFingerprint : d.revokedBy === 'keyId' ? d.keyId : d.serial)}: ${String(d.reason)} (withdraw: sshca revoke --withdraw ${r.seq})`
-          : r.kind === 'withdrawn' ? `revocation #${String(d.revocationSeq)}: ${String(d.reason)}`
-          : r.kind === 'refused-summary' ? `${String(d.total)} anonymous refusals since ${String(d.intervalStart)}: ${(d.counts as Array<{ code: string; network: string; count: number }>).map((c) => `${c.code} ${c.network} ×${c.count}`).join(', ')}`
-          : String(d.code);
-        io.stdout(`#${r.seq} ${r.at} ${r.kind.padEnd(7)} ${String(d.callerArn ?? (r.kind === 'refused-summary' ? '(anonymous)' : '(unknown caller)'))} ${what}\n`);
-      }
-      if (page.nextBefore !== undefined) io.stdout(`more: sshca audit list --before ${page.nextBefore}\n`);
+    const filters = Object.fromEntries(
+      AUDIT_FILTERS.filter((f) => o[f] !== undefined).map((f) => [f, f === 'since' || f === 'until' ? timeFlag(o[f] as string, `--${f}`, now) : (o[f] as string)]),
+    );
+    const page = await auditList({ ...target(o, io), filters, ...(limit !== undefined ? { limit } : {}), ...(before !== undefined ? { before } : {}) });
+    if (o.json) {
+      io.stdout(`${JSON.stringify(page)}\n`);
+      return EXIT.ok;
     }
+    noteCaller(page.caller, io);
+    if (o.csv) io.stdout(recordsCsv(page.records));
+    else for (const r of page.records) io.stdout(`${recordLine(r)}\n`);
+    if (page.nextBefore !== undefined) io.stderr(`more: sshca audit list --before ${page.nextBefore}\n`);
+    return EXIT.ok;
+  }
+  if (sub === 'active') {
+    const { values: o } = parse(rest, { ...common, principal: { type: 'string' }, caller: { type: 'string' }, csv: { type: 'boolean' }, limit: { type: 'string' } });
+    if (o.json && o.csv) throw new ClientError('CLIENT_USAGE', 'choose --json or --csv');
+    const limit = integerFlag(o.limit, '--limit');
+    const answer = await auditActive({
+      ...target(o, io),
+      ...(o.principal !== undefined ? { principal: o.principal as string } : {}),
+      ...(o.caller !== undefined ? { caller: o.caller as string } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+    });
+    if (o.json) {
+      io.stdout(`${JSON.stringify(answer)}\n`);
+      return EXIT.ok;
+    }
+    noteCaller(answer.caller, io);
+    if (o.csv) io.stdout(activeCsv(answer.certificates));
+    else {
+      for (const c of answer.certificates) io.stdout(`${activeLine(c)}\n`);
+      io.stderr(`${answer.certificates.length} certificate(s) valid now and not revoked\n`);
+    }
+    if (answer.truncated) io.stderr('sshca: more certificates are valid than --limit let through; raise --limit or filter\n');
     return EXIT.ok;
   }
   if (sub === 'export') {
-    const { values: o } = parse(rest, { ...common, output: { type: 'string' } });
-    const settings = resolveSettings({ ...(o.server ? { server: o.server as string } : {}), ...(o.profile ? { profile: o.profile as string } : {}) }, io.env);
-    const text = await auditExport({ server: requireServer(settings), ...(settings.profile ? { profile: settings.profile } : {}) });
+    const { values: o } = parse(rest, { ...common, output: { type: 'string' }, since: { type: 'string' } });
+    const text = await auditExport({ ...target(o, io), ...(o.since !== undefined ? { since: timeFlag(o.since as string, '--since', now) } : {}) });
     if (o.output) {
       const { writeFile } = await import('node:fs/promises');
       await writeFile(o.output as string, text, { mode: 0o600 });

@@ -7,6 +7,7 @@ import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js
 import { buildApp } from './app.js';
 import { CheckpointSigner } from './audit/checkpoint-signer.js';
 import { KmsCheckpointSigner } from './audit/kms-checkpoint-signer.js';
+import type { CommitListener } from './audit/audit-log.js';
 import { PostgresAuditLog } from './audit/postgres-audit-log.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
@@ -77,9 +78,12 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
         await KmsCheckpointSigner.open({ kms: kmsClientFor(prod!.checkpointKey.region, prod!.kmsEndpoint, kmsClients, { maxAttempts: 2, requestTimeoutMs: 1500 }), keyRef: prod!.checkpointKey.keyId });
   // Before the store opens: an invalid policy stops start-up with nothing to close.
   const policy = PolicyStore.load(dev ? dev.policyPath : prod!.policyPath);
+  // Every committed record also goes out as one JSON log line (issue 16), once the app's logger exists.
+  const recordLog: { write?: CommitListener } = {};
+  const onCommit: CommitListener = (records) => recordLog.write?.(records);
   const store = config.store
-    ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`) })
-    : await SqliteAuditLog.open(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints);
+    ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`), onCommit })
+    : await SqliteAuditLog.open(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints, { onCommit });
   // Dev: the allowlist and the audience (the server's own URL) are filled once we know the port.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   let audienceUrl = prod?.audience ?? '';
@@ -126,6 +130,13 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(devInstance ? { devInstance } : {}),
     logger,
   });
+  // The record's stream for CloudWatch Logs or a SIEM: written at info
+  // whatever SSHCA_LOG_LEVEL says (only `silent` silences it), one line per
+  // record, after its batch committed.
+  const auditLines = app.log.child({}, { level: config.logLevel === 'silent' ? 'silent' : 'info' });
+  recordLog.write = (records) => {
+    for (const record of records) auditLines.info({ audit: record }, 'audit record');
+  };
   // After the app has closed (its own onClose hooks write the last refusal
   // summary to the store), never before: so the store closes last.
   let closing: Promise<void> | undefined;

@@ -1,7 +1,10 @@
 // The record of every certificate issued and every refusal (DESIGN.md §3,
 // rule 13: no record, no certificate), chained and signed so that editing it
 // afterwards shows.
+import type { HourlyCounts } from '../../protocol/audit-api.js';
 import type { ChainedRecord } from '../../protocol/audit-chain.js';
+
+export type { HourlyCounts };
 
 /** One issued certificate, as recorded before the response is sent. */
 export interface IssuedRecord {
@@ -92,7 +95,8 @@ export interface AuditFilter {
   readonly kind?: RecordKind;
   readonly keyId?: string;
   readonly principal?: string;
-  readonly caller?: string;
+  /** Caller ARNs, matched exactly (any of them); resolve short names first (callersNamed). */
+  readonly callers?: readonly string[];
   readonly account?: string;
   readonly serial?: string;
   /** A public-key or certificate SHA256 fingerprint. */
@@ -106,6 +110,21 @@ export interface AuditPage {
   readonly before?: number;
   readonly limit: number;
 }
+
+/** Which certificates to list as active (issue 16). */
+export interface ActiveFilter {
+  readonly principal?: string;
+  readonly callers?: readonly string[];
+}
+
+/** The newest record's position: what an anchor publishes. */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** Receives every committed batch's records, oldest first (the structured log stream). */
+export type CommitListener = (records: readonly ChainedRecord[]) => void;
 
 /** Durable, chained audit storage. Every write resolves only once committed. */
 export interface AuditLog {
@@ -124,10 +143,29 @@ export interface AuditLog {
   /** Sequence number of the newest `revoked`/`withdrawn` record (0: none); one index lookup. */
   newestRevocationSeq(): Promise<number>;
   query(filter: AuditFilter, page: AuditPage): Promise<{ records: ChainedRecord[]; nextBefore?: number }>;
+  /**
+   * Issued records whose certificate is valid at `nowSeconds` (validAfter ≤
+   * now < validBefore), newest first, at most `limit`. Revocations are not
+   * applied here: the caller applies them (active-certificates.ts).
+   */
+  activeIssued(nowSeconds: number, filter: ActiveFilter, limit: number): Promise<ChainedRecord[]>;
+  /**
+   * Distinct caller ARNs whose last path segment is exactly `name` (an IAM
+   * user name, a role session name, an SSO user name): at most `limit`.
+   */
+  callersNamed(name: string, limit: number): Promise<string[]>;
+  /** Issued, refused and revoked per hour in [since, until). */
+  hourlyCounts(since: Date, until: Date): Promise<HourlyCounts[]>;
+  /** The newest record's seq and hash (undefined: an empty chain). */
+  head(): Promise<ChainHead | undefined>;
+  /** The hash of record `seq` (undefined: no such record). */
+  hashAt(seq: number): Promise<string | undefined>;
+  /** The sequence number of the first record at or after `since` (undefined: none). */
+  firstSeqSince(since: Date): Promise<number | undefined>;
   /** The latest validBefore of any certificate signed by that CA key (undefined: none). */
   latestExpiry(caFingerprint: string): Promise<number | undefined>;
-  /** Every record, oldest first, for export and verification. */
-  exportRecords(): AsyncIterable<ChainedRecord>;
+  /** Every record from `fromSeq` (default 1), oldest first, for export and verification. */
+  exportRecords(fromSeq?: number): AsyncIterable<ChainedRecord>;
   /** Resolves when the store can take writes (for /readyz). */
   ready(): Promise<void>;
   close(): Promise<void>;

@@ -13,8 +13,12 @@ import {
   refusalSummaryData,
   revocationData,
   withdrawalData,
+  type ActiveFilter,
   type AuditFilter,
   type AuditLog,
+  type ChainHead,
+  type CommitListener,
+  type HourlyCounts,
   type AuditPage,
   type IssuedRecord,
   type RefusalRecord,
@@ -48,6 +52,8 @@ const MIGRATIONS: readonly string[] = [
   // number of revocations, not the record); the replay purge by expiry.
   `CREATE INDEX audit_records_revocations ON audit_records (seq) WHERE kind IN ('revoked', 'withdrawn');
    CREATE INDEX used_token_signatures_expiry ON used_token_signatures (expires_at);`,
+  // "Who has access now" (issue 16) reads certificates not yet expired through this index.
+  `CREATE INDEX audit_records_valid_before ON audit_records (((data->>'validBefore')::bigint)) WHERE kind = 'issued';`,
 ];
 
 const REVOCATION_KINDS = "kind IN ('revoked', 'withdrawn')";
@@ -75,15 +81,19 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
   private constructor(
     private readonly pool: pg.Pool,
     private readonly checkpoints: CheckpointKey,
+    private readonly onCommit: CommitListener | undefined,
   ) {}
 
-  /** Connects and migrates. `onIdleError` receives errors of idle connections (a restarting server). */
-  static async open(url: string, checkpoints: CheckpointKey, options: { onIdleError?: (err: Error) => void; timeoutMs?: number } = {}): Promise<PostgresAuditLog> {
+  /**
+   * Connects and migrates. `onIdleError` receives errors of idle connections
+   * (a restarting server); `onCommit`, each committed batch's records.
+   */
+  static async open(url: string, checkpoints: CheckpointKey, options: { onIdleError?: (err: Error) => void; timeoutMs?: number; onCommit?: CommitListener } = {}): Promise<PostgresAuditLog> {
     const timeout = options.timeoutMs ?? 5000;
     const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: timeout, query_timeout: timeout, statement_timeout: timeout });
     // Without a listener, an idle connection dropped by the server would crash the process.
     pool.on('error', (err) => options.onIdleError?.(err));
-    const log = new PostgresAuditLog(pool, checkpoints);
+    const log = new PostgresAuditLog(pool, checkpoints, options.onCommit);
     try {
       await log.transaction(async (c) => {
         await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATE_LOCK]);
@@ -131,7 +141,7 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
 
   /** One batch: under the chain's lock, linked onto the head, one multi-row insert, one checkpoint. */
   private async appendBatch(batch: readonly AppendInput[]) {
-    return this.transaction(async (c) => {
+    const linked = await this.transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK]);
       const { rows } = await c.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
       const head = rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : undefined;
@@ -150,8 +160,11 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
           [records.map((r) => r.seq), records.map((r) => r.at), records.map((r) => r.kind), records.map((r) => canonicalJson(r.data)), records.map((r) => r.prevHash), records.map((r) => r.hash), records.map((r) => (r === last ? checkpoint : ''))],
         );
       }
-      return linked.map((r) => (r instanceof Error ? { ok: false as const, error: r } : { ok: true as const, value: r.seq }));
+      return linked;
     });
+    const committed = linked.filter((r): r is LinkedRecord => !(r instanceof Error));
+    if (committed.length > 0) this.onCommit?.(committed);
+    return linked.map((r) => (r instanceof Error ? { ok: false as const, error: r } : { ok: true as const, value: r.seq }));
   }
 
   /** One batch of replay claims: one insert; of two claims of one signature, only the first can win. */
@@ -214,7 +227,7 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     };
     if (filter.kind) add((n) => `kind = $${n}`, filter.kind);
     if (filter.principal) add((n) => `data->'principals' ? $${n}`, filter.principal);
-    if (filter.caller) add((n) => `data->>'callerArn' = $${n}`, filter.caller);
+    if (filter.callers) add((n) => `data->>'callerArn' = ANY($${n}::text[])`, filter.callers);
     if (filter.account) add((n) => `data->>'accountId' = $${n}`, filter.account);
     if (filter.serial) add((n) => `data->>'serial' = $${n}`, filter.serial);
     if (filter.keyId) add((n) => `data->>'keyId' = $${n}`, filter.keyId);
@@ -233,8 +246,53 @@ export class PostgresAuditLog implements AuditLog, ReplayCache {
     return rows[0]?.v == null ? undefined : Number(rows[0].v);
   }
 
-  async *exportRecords(): AsyncIterable<ChainedRecord> {
-    let after = 0;
+  async activeIssued(nowSeconds: number, filter: ActiveFilter, limit: number): Promise<ChainedRecord[]> {
+    const args: unknown[] = [nowSeconds];
+    const where = ["kind = 'issued'", "(data->>'validBefore')::bigint > $1", "(data->>'validAfter')::bigint <= $1"];
+    if (filter.principal) where.push(`data->'principals' ? $${args.push(filter.principal)}`);
+    if (filter.callers) where.push(`data->>'callerArn' = ANY($${args.push(filter.callers)}::text[])`);
+    const { rows } = await this.pool.query<Row>(`SELECT * FROM audit_records WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT $${args.push(limit)}`, args);
+    return rows.map(toRecord);
+  }
+
+  async callersNamed(name: string, limit: number): Promise<string[]> {
+    // The last path segment, exactly: `alice` never finds `.../alice2` or `.../malice`.
+    const { rows } = await this.pool.query<{ c: string }>(
+      "SELECT DISTINCT data->>'callerArn' AS c FROM audit_records WHERE right(data->>'callerArn', length($1) + 1) = '/' || $1 ORDER BY c LIMIT $2",
+      [name, limit],
+    );
+    return rows.map((r) => r.c);
+  }
+
+  async hourlyCounts(since: Date, until: Date): Promise<HourlyCounts[]> {
+    const { rows } = await this.pool.query<{ h: string; issued: string; refused: string; revoked: string }>(
+      `SELECT left(at, 13) AS h,
+         count(*) FILTER (WHERE kind = 'issued') AS issued,
+         coalesce(sum(CASE kind WHEN 'refused' THEN 1 WHEN 'refused-summary' THEN (data->>'total')::bigint ELSE 0 END), 0) AS refused,
+         count(*) FILTER (WHERE kind = 'revoked') AS revoked
+       FROM audit_records WHERE at >= $1 AND at < $2 GROUP BY h ORDER BY h`,
+      [since.toISOString(), until.toISOString()],
+    );
+    return rows.map((r) => ({ hour: `${r.h}:00:00.000Z`, issued: Number(r.issued), refused: Number(r.refused), revoked: Number(r.revoked) }));
+  }
+
+  async head(): Promise<ChainHead | undefined> {
+    const { rows } = await this.pool.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
+    return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : undefined;
+  }
+
+  async hashAt(seq: number): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ hash: string }>('SELECT hash FROM audit_records WHERE seq = $1', [seq]);
+    return rows[0]?.hash;
+  }
+
+  async firstSeqSince(since: Date): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ s: string | null }>('SELECT min(seq) AS s FROM audit_records WHERE at >= $1', [since.toISOString()]);
+    return rows[0]?.s == null ? undefined : Number(rows[0].s);
+  }
+
+  async *exportRecords(fromSeq = 1): AsyncIterable<ChainedRecord> {
+    let after = fromSeq - 1;
     for (;;) {
       const { rows } = await this.pool.query<Row>('SELECT * FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT 1000', [after]);
       if (rows.length === 0) return;

@@ -15,8 +15,12 @@ import {
   refusalSummaryData,
   revocationData,
   withdrawalData,
+  type ActiveFilter,
   type AuditFilter,
   type AuditLog,
+  type ChainHead,
+  type CommitListener,
+  type HourlyCounts,
   type AuditPage,
   type IssuedRecord,
   type RefusalRecord,
@@ -27,7 +31,7 @@ import {
 import type { CheckpointKey } from './checkpoint-signer.js';
 import { GroupCommit, type BatchOutcome } from './group-commit.js';
 import { storeWorker } from './store-worker-url.js';
-import type { FromWorker, ReadMethod, SerializedError, ToWorker, WorkerSettings, WriteOp, WriteResult } from './sqlite-store-worker.js';
+import type { FromWorker, ReadMethod, SerializedError, ToWorker, WorkerSettings, WriteBatchResult, WriteOp } from './sqlite-store-worker.js';
 
 /** A store operation that failed in the worker, with the code SQLite (or the chain) gave it. */
 export class StoreError extends Error {
@@ -122,6 +126,13 @@ class StoreThread {
   }
 }
 
+export interface SqliteStoreOptions {
+  readonly busyTimeoutMs?: number;
+  readonly maxBatch?: number;
+  /** Called with each committed batch's records (main.ts logs them, one JSON line each). */
+  readonly onCommit?: CommitListener;
+}
+
 /** AuditLog and ReplayCache on one SQLite database. */
 export class SqliteAuditLog implements AuditLog, ReplayCache {
   private readonly writer: StoreThread;
@@ -132,18 +143,19 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
   private closing: Promise<void> | undefined;
 
   /** Opens (creating if need be) the database at `path`; failures surface on the first call (main.ts awaits `ready()`). */
-  constructor(path: string, checkpoints: CheckpointKey, options: { busyTimeoutMs?: number; maxBatch?: number } = {}) {
+  constructor(path: string, checkpoints: CheckpointKey, options: SqliteStoreOptions = {}) {
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.settings = { path, busyTimeoutMs, role: 'writer' };
     this.writer = new StoreThread(this.settings, (seq, hash) => checkpoints.sign(seq, hash));
     this.writes = new GroupCommit(async (ops) => {
-      const results = await this.writer.call<WriteResult[]>({ op: 'write', ops });
+      const { results, committed } = await this.writer.call<WriteBatchResult>({ op: 'write', ops });
+      if (committed.length > 0) options.onCommit?.(committed);
       return results.map((r) => (r.ok ? r : { ok: false as const, error: new StoreError(r.error) })) as BatchOutcome<boolean | number>;
     }, options.maxBatch);
   }
 
   /** Opens the store and proves it writable before anything relies on it (start-up fails fast on a bad path). */
-  static async open(path: string, checkpoints: CheckpointKey, options: { busyTimeoutMs?: number; maxBatch?: number } = {}): Promise<SqliteAuditLog> {
+  static async open(path: string, checkpoints: CheckpointKey, options: SqliteStoreOptions = {}): Promise<SqliteAuditLog> {
     const store = new SqliteAuditLog(path, checkpoints, options);
     try {
       await store.ready();
@@ -205,9 +217,33 @@ export class SqliteAuditLog implements AuditLog, ReplayCache {
     return this.read('latestExpiry', caFingerprint);
   }
 
-  async *exportRecords(): AsyncIterable<ChainedRecord> {
+  activeIssued(nowSeconds: number, filter: ActiveFilter, limit: number): Promise<ChainedRecord[]> {
+    return this.read('activeIssued', nowSeconds, filter, limit);
+  }
+
+  callersNamed(name: string, limit: number): Promise<string[]> {
+    return this.read('callersNamed', name, limit);
+  }
+
+  hourlyCounts(since: Date, until: Date): Promise<HourlyCounts[]> {
+    return this.read('hourlyCounts', since.toISOString(), until.toISOString());
+  }
+
+  head(): Promise<ChainHead | undefined> {
+    return this.read('head');
+  }
+
+  hashAt(seq: number): Promise<string | undefined> {
+    return this.read('hashAt', seq);
+  }
+
+  firstSeqSince(since: Date): Promise<number | undefined> {
+    return this.read('firstSeqSince', since.toISOString());
+  }
+
+  async *exportRecords(fromSeq = 1): AsyncIterable<ChainedRecord> {
     // Pages rather than one long-lived read, so writers are never blocked by an export.
-    let after = 0;
+    let after = fromSeq - 1;
     for (;;) {
       const records = await this.read<ChainedRecord[]>('exportPage', after);
       if (records.length === 0) return;

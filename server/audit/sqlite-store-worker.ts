@@ -7,8 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ChainedRecord } from '../../protocol/audit-chain.js';
 import { canonicalJson } from '../../protocol/audit-hash.js';
-import type { AuditFilter } from './audit-log.js';
-import { issuedSerials, lastLinked, linkBatch, type AppendInput } from './chain-batch.js';
+import type { ActiveFilter, AuditFilter, HourlyCounts } from './audit-log.js';
+import { issuedSerials, lastLinked, linkBatch, type AppendInput, type LinkedRecord } from './chain-batch.js';
 
 export interface WorkerSettings {
   readonly path: string;
@@ -31,7 +31,25 @@ export interface SerializedError {
   readonly code?: string;
 }
 
-export type ReadMethod = 'revocationRecords' | 'newestRevocationSeq' | 'revocationQueryPlan' | 'query' | 'latestExpiry' | 'exportPage';
+/** What a write batch answers: each op's result, and the records it committed (oldest first). */
+export interface WriteBatchResult {
+  readonly results: readonly WriteResult[];
+  readonly committed: readonly LinkedRecord[];
+}
+
+export type ReadMethod =
+  | 'revocationRecords'
+  | 'newestRevocationSeq'
+  | 'revocationQueryPlan'
+  | 'query'
+  | 'latestExpiry'
+  | 'exportPage'
+  | 'activeIssued'
+  | 'callersNamed'
+  | 'hourlyCounts'
+  | 'head'
+  | 'hashAt'
+  | 'firstSeqSince';
 
 /** Main thread → worker. */
 export type ToWorker =
@@ -65,6 +83,8 @@ CREATE INDEX IF NOT EXISTS audit_records_at ON audit_records (at);
 -- The KRL reads revocations through this index: its cost follows the number
 -- of revocations, not the size of the record.
 CREATE INDEX IF NOT EXISTS audit_records_revocations ON audit_records (seq) WHERE kind IN ('revoked', 'withdrawn');
+-- "Who has access now" (issue 16) reads certificates not yet expired through this index.
+CREATE INDEX IF NOT EXISTS audit_records_valid_before ON audit_records (json_extract(data, '$.validBefore')) WHERE kind = 'issued';
 CREATE TABLE IF NOT EXISTS used_token_signatures (
   signature TEXT PRIMARY KEY,
   expires_at INTEGER NOT NULL
@@ -125,6 +145,17 @@ const statements = {
   newestRevocation: db.prepare(`SELECT max(seq) AS s FROM audit_records WHERE ${REVOCATION_KINDS}`).pluck(),
   latestExpiry: db.prepare("SELECT max(json_extract(data, '$.validBefore')) FROM audit_records WHERE kind = 'issued' AND json_extract(data, '$.caFingerprint') = ?").pluck(),
   exportPage: db.prepare('SELECT * FROM audit_records WHERE seq > ? ORDER BY seq LIMIT 1000'),
+  hashAt: db.prepare('SELECT hash FROM audit_records WHERE seq = ?').pluck(),
+  firstSeqSince: db.prepare('SELECT min(seq) FROM audit_records WHERE at >= ?').pluck(),
+  // The last path segment, exactly: `alice` never finds `.../alice2` or `.../malice`.
+  callersNamed: db.prepare(
+    "SELECT DISTINCT c FROM (SELECT json_extract(data, '$.callerArn') AS c FROM audit_records) WHERE c IS NOT NULL AND substr(c, -(length(@name) + 1)) = '/' || @name ORDER BY c LIMIT @limit",
+  ).pluck(),
+  hourlyCounts: db.prepare(`SELECT substr(at, 1, 13) AS h,
+      sum(kind = 'issued') AS issued,
+      sum(CASE kind WHEN 'refused' THEN 1 WHEN 'refused-summary' THEN json_extract(data, '$.total') ELSE 0 END) AS refused,
+      sum(kind = 'revoked') AS revoked
+    FROM audit_records WHERE at >= ? AND at < ? GROUP BY h ORDER BY h`),
 };
 
 /** Checkpoints are signed on the main thread (the key, file or KMS, lives there); the batch waits inside its transaction. */
@@ -142,10 +173,11 @@ function checkpoint(id: number, seq: number, hash: string): Promise<string> {
  * PostgreSQL holds its advisory lock); a failure anywhere rolls back the
  * whole batch and every operation in it fails.
  */
-async function write(id: number, ops: readonly WriteOp[]): Promise<WriteResult[]> {
+async function write(id: number, ops: readonly WriteOp[]): Promise<WriteBatchResult> {
   db.exec('BEGIN IMMEDIATE');
   try {
     const results: WriteResult[] = new Array<WriteResult>(ops.length);
+    const committed: LinkedRecord[] = [];
     const claims = ops.flatMap((op, i) => (op.type === 'claim' ? [{ op, i }] : []));
     if (claims.length > 0) {
       // Kept a margin past expiry: a replica whose clock lags still finds the signature (rule 5).
@@ -173,10 +205,11 @@ async function write(id: number, ops: readonly WriteOp[]): Promise<WriteResult[]
         }
         statements.insert.run(r.seq, r.at, r.kind, canonicalJson(r.data), r.prevHash, r.hash, r === last ? jws : '');
         results[i] = { ok: true, value: r.seq };
+        committed.push(r);
       });
     }
     db.exec('COMMIT');
-    return results;
+    return { results, committed };
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
     throw err;
@@ -192,7 +225,7 @@ function query(filter: AuditFilter, page: { before?: number; limit: number }): {
   };
   if (filter.kind) add('kind = ?', filter.kind);
   if (filter.principal) add("EXISTS (SELECT 1 FROM json_each(data, '$.principals') WHERE value = ?)", filter.principal);
-  if (filter.caller) add("json_extract(data, '$.callerArn') = ?", filter.caller);
+  if (filter.callers) callersIn(filter.callers, add);
   if (filter.account) add("json_extract(data, '$.accountId') = ?", filter.account);
   if (filter.serial) add("json_extract(data, '$.serial') = ?", filter.serial);
   if (filter.keyId) add("json_extract(data, '$.keyId') = ?", filter.keyId);
@@ -204,6 +237,29 @@ function query(filter: AuditFilter, page: { before?: number; limit: number }): {
   const rows = db.prepare(sql).all(...args, page.limit + 1) as Row[];
   const records = rows.slice(0, page.limit).map(toRecord);
   return { records, ...(rows.length > page.limit ? { nextBefore: records.at(-1)!.seq } : {}) };
+}
+
+/** A filter's caller ARNs as `IN (…)`: an empty list matches nothing. */
+function callersIn(callers: readonly string[], add: (sql: string, ...values: unknown[]) => void): void {
+  if (callers.length === 0) add('0');
+  else add(`json_extract(data, '$.callerArn') IN (${callers.map(() => '?').join(', ')})`, ...callers);
+}
+
+function activeIssued(nowSeconds: number, filter: ActiveFilter, limit: number): ChainedRecord[] {
+  const where = ["kind = 'issued'", "json_extract(data, '$.validBefore') > ?", "json_extract(data, '$.validAfter') <= ?"];
+  const args: unknown[] = [nowSeconds, nowSeconds];
+  const add = (sql: string, ...values: unknown[]) => {
+    where.push(sql);
+    args.push(...values);
+  };
+  if (filter.principal) add("EXISTS (SELECT 1 FROM json_each(data, '$.principals') WHERE value = ?)", filter.principal);
+  if (filter.callers) callersIn(filter.callers, add);
+  return (db.prepare(`SELECT * FROM audit_records WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`).all(...args, limit) as Row[]).map(toRecord);
+}
+
+function hourlyCounts(since: string, until: string): HourlyCounts[] {
+  const rows = statements.hourlyCounts.all(since, until) as Array<{ h: string; issued: number; refused: number; revoked: number }>;
+  return rows.map((r) => ({ hour: `${r.h}:00:00.000Z`, issued: r.issued, refused: r.refused, revoked: r.revoked }));
 }
 
 function read(method: ReadMethod, args: readonly unknown[]): unknown {
@@ -220,6 +276,18 @@ function read(method: ReadMethod, args: readonly unknown[]): unknown {
       return (statements.latestExpiry.get(args[0]) as number | null) ?? undefined;
     case 'exportPage':
       return (statements.exportPage.all(args[0]) as Row[]).map(toRecord);
+    case 'activeIssued':
+      return activeIssued(args[0] as number, args[1] as ActiveFilter, args[2] as number);
+    case 'callersNamed':
+      return statements.callersNamed.all({ name: args[0], limit: args[1] });
+    case 'hourlyCounts':
+      return hourlyCounts(args[0] as string, args[1] as string);
+    case 'head':
+      return statements.head.get() ?? undefined;
+    case 'hashAt':
+      return statements.hashAt.get(args[0]) ?? undefined;
+    case 'firstSeqSince':
+      return (statements.firstSeqSince.get(args[0]) as number | null) ?? undefined;
   }
 }
 

@@ -4,7 +4,9 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { GENESIS_HASH, type ExportLine } from '../../protocol/audit-chain.js';
 import type { RouteDeps } from '../app-deps.js';
-import { RECORD_KINDS, type AuditFilter, type RecordKind } from '../audit/audit-log.js';
+import type { ActiveAnswer, CallerMatch } from '../../protocol/audit-api.js';
+import { activeCertificates } from '../audit/active-certificates.js';
+import { RECORD_KINDS, type AuditFilter, type AuditLog, type RecordKind } from '../audit/audit-log.js';
 import { RequestError } from '../errors.js';
 import type { CallerIdentity } from '../identity/caller-identity.js';
 import { authenticateRequest, recordRefusal, requireRole } from './request-identity.js';
@@ -43,6 +45,27 @@ const querySchema = {
   },
 } as const;
 
+/** At most this many certificates in one answer of /v1/audit/active. */
+const ACTIVE_LIMIT_MAX = 5000;
+/** A short name matches at most this many distinct callers. */
+const CALLERS_MAX = 50;
+/** The chart's window: at most this long. */
+const STATS_SPAN_MAX_MS = 31 * 24 * 3600_000;
+
+/** Names as IAM writes them (users, session names, SSO user names). */
+const SHORT_NAME = /^[\w+=,.@-]{1,128}$/;
+
+/**
+ * `caller` is an ARN (matched exactly) or a short name: the last segment of
+ * the caller's ARN, matched whole — an IAM user name, a role session name or
+ * an SSO user name. Resolved to the ARNs it matched, so the answer can say so.
+ */
+async function resolveCaller(audit: AuditLog, caller: string): Promise<CallerMatch> {
+  if (caller.startsWith('arn:')) return { query: caller, by: 'arn', matched: [caller] };
+  if (!SHORT_NAME.test(caller)) throw new RequestError('REQUEST_INVALID', 'caller is an ARN or a name of [A-Za-z0-9_+=,.@-]');
+  return { query: caller, by: 'name', matched: await audit.callersNamed(caller, CALLERS_MAX) };
+}
+
 function date(value: string | undefined, name: string): Date | undefined {
   if (value === undefined) return undefined;
   const d = new Date(value);
@@ -73,17 +96,47 @@ export function registerAuditRoutes(app: FastifyInstance, deps: RouteDeps): void
     if (limit < 1 || limit > 500) throw new RequestError('REQUEST_INVALID', 'limit must be 1–500');
     const since = date(q.since, 'since');
     const until = date(q.until, 'until');
+    const caller = q.caller ? await resolveCaller(deps.audit, q.caller) : undefined;
     const filter: AuditFilter = {
       ...(q.kind ? { kind: q.kind } : {}),
       ...(q.principal ? { principal: q.principal } : {}),
-      ...(q.caller ? { caller: q.caller } : {}),
+      ...(caller ? { callers: caller.matched } : {}),
       ...(q.account ? { account: q.account } : {}),
       ...(q.serial ? { serial: q.serial } : {}),
       ...(q.fingerprint ? { fingerprint: q.fingerprint } : {}),
       ...(since ? { since } : {}),
       ...(until ? { until } : {}),
     };
-    return deps.audit.query(filter, { limit, ...(q.before !== undefined ? { before: Number(q.before) } : {}) });
+    const page = await deps.audit.query(filter, { limit, ...(q.before !== undefined ? { before: Number(q.before) } : {}) });
+    return { ...page, ...(caller ? { caller } : {}) };
+  });
+
+  const activeSchema = {
+    type: 'object',
+    additionalProperties: false,
+    properties: { principal: querySchema.properties.principal, caller: querySchema.properties.caller, limit: { type: 'string', pattern: '^\\d{1,4}$' }, nonce: NONCE },
+  } as const;
+  app.get<{ Querystring: { principal?: string; caller?: string; limit?: string } }>('/v1/audit/active', { schema: { querystring: activeSchema }, config: { access: 'token' } }, async (request) => {
+    await auditor(request);
+    const q = request.query;
+    const limit = q.limit === undefined ? 1000 : Number(q.limit);
+    if (limit < 1 || limit > ACTIVE_LIMIT_MAX) throw new RequestError('REQUEST_INVALID', `limit must be 1–${ACTIVE_LIMIT_MAX}`);
+    const caller = q.caller ? await resolveCaller(deps.audit, q.caller) : undefined;
+    const nowSeconds = Math.floor(deps.clock.now().getTime() / 1000);
+    const [issued, revocations] = await Promise.all([
+      deps.audit.activeIssued(nowSeconds, { ...(q.principal ? { principal: q.principal } : {}), ...(caller ? { callers: caller.matched } : {}) }, limit + 1),
+      deps.audit.revocationRecords(),
+    ]);
+    return { certificates: activeCertificates(issued.slice(0, limit), revocations), truncated: issued.length > limit, ...(caller ? { caller } : {}) } satisfies ActiveAnswer;
+  });
+
+  const statsSchema = { type: 'object', additionalProperties: false, properties: { since: querySchema.properties.since, until: querySchema.properties.until, nonce: NONCE } } as const;
+  app.get<{ Querystring: { since?: string; until?: string } }>('/v1/audit/stats', { schema: { querystring: statsSchema }, config: { access: 'token' } }, async (request) => {
+    await auditor(request);
+    const until = date(request.query.until, 'until') ?? deps.clock.now();
+    const since = date(request.query.since, 'since') ?? new Date(until.getTime() - 24 * 3600_000);
+    if (since >= until || until.getTime() - since.getTime() > STATS_SPAN_MAX_MS) throw new RequestError('REQUEST_INVALID', 'since must be before until, at most 31 days apart');
+    return { buckets: await deps.audit.hourlyCounts(since, until) };
   });
 
   app.get('/v1/audit/export', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { nonce: NONCE } } }, config: { access: 'token' } }, async (request, reply) => {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import t, { type Test } from 'tap';
-import { canonicalJson, importCheckpointKey, recordHash, verifyChain } from '../../../protocol/audit-chain.js';
-import type { AuditLog, IssuedRecord } from '../../../server/audit/audit-log.js';
+import { canonicalJson, importCheckpointKey, recordHash, verifyChain, type ChainedRecord } from '../../../protocol/audit-chain.js';
+import type { AuditLog, CommitListener, IssuedRecord } from '../../../server/audit/audit-log.js';
 import { CheckpointSigner } from '../../../server/audit/checkpoint-signer.js';
 import { PostgresAuditLog } from '../../../server/audit/postgres-audit-log.js';
 import { SqliteAuditLog } from '../../../server/audit/sqlite-audit-log.js';
@@ -16,7 +16,7 @@ import { needsPostgres, startPostgres } from '../../fixtures/postgres.js';
 type Store = AuditLog & ReplayCache;
 
 interface Engine {
-  open(): Promise<Store>;
+  open(options?: { onCommit?: CommitListener }): Promise<Store>;
   /** Runs SQL directly against the database (the attacker's view). */
   sql(statement: string, params?: unknown[]): Promise<void>;
   /** Engine-specific spellings. */
@@ -41,7 +41,8 @@ const collect = async (s: Store) => {
 
 async function contract(t: Test, engine: Engine): Promise<void> {
   serial = 1000n;
-  const store = await engine.open();
+  const committed: ChainedRecord[] = [];
+  const store = await engine.open({ onCommit: (records) => committed.push(...records) });
   t.teardown(() => store.close());
 
   await t.test('records, filters and cursor paging', async (t) => {
@@ -53,7 +54,9 @@ async function contract(t: Test, engine: Engine): Promise<void> {
     t.same(await q({ kind: 'refused' }), [2]);
     t.same(await q({ principal: 'ops' }), [1]);
     t.same(await q({ principal: 'op' }), [], 'principal matches exactly');
-    t.same(await q({ caller: 'arn:aws:iam::222222222222:user/bob' }), [3]);
+    t.same(await q({ callers: ['arn:aws:iam::222222222222:user/bob'] }), [3]);
+    t.same(await q({ callers: ['arn:aws:iam::222222222222:user/bob', 'arn:aws:iam::111111111111:user/alice'] }), [3, 1], 'any of several callers');
+    t.same(await q({ callers: [] }), [], 'a name that matched no caller matches no record');
     t.same(await q({ account: '111111111111' }), [2, 1]);
     t.same(await q({ serial: '1000' }), [1]);
     t.same(await q({ fingerprint: 'SHA256:bobkey' }), [3]);
@@ -146,6 +149,72 @@ async function contract(t: Test, engine: Engine): Promise<void> {
     t.match(await verifyChain(stripped, key, { tailCovered: true }), { ok: true }, '…unless a signed head covers it (an export)');
   });
 
+  await t.test("the reviewer's reads: short caller names, active certificates, hourly counts, head (issue 16)", async (t) => {
+    const arns = {
+      user: 'arn:aws:iam::333333333333:user/eng/dana',
+      userPrefixed: 'arn:aws:iam::333333333333:user/dana2',
+      userSuffixed: 'arn:aws:iam::333333333333:user/odana',
+      session: 'arn:aws:sts::333333333333:assumed-role/deploy/dana',
+      sso: 'arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/erin@example.com',
+      roleNamedErin: 'arn:aws:sts::333333333333:assumed-role/erin@example.com/ci-run',
+      instance: 'arn:aws:sts::333333333333:assumed-role/aws:ec2-instance/i-0123456789abcdef0',
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const active = (callerArn: string, over: Partial<IssuedRecord> = {}) => store.recordIssued(issued({ callerArn, accountId: '333333333333', principals: ['dana'], validAfter: now - 30, validBefore: now + 3600, ...over }));
+    await active(arns.user, { principals: ['dana', 'deploy'] });
+    await active(arns.userPrefixed);
+    await active(arns.userSuffixed);
+    await active(arns.session);
+    await active(arns.sso, { principals: ['erin'] });
+    await active(arns.roleNamedErin, { principals: ['erin'] });
+    await active(arns.instance, { certificateType: 'host', principals: ['i-0123456789abcdef0'] });
+    await active(arns.user, { validBefore: now - 1 });
+    await active(arns.user, { validAfter: now + 600, validBefore: now + 4000 });
+
+    t.same(await store.callersNamed('dana', 10), [arns.user, arns.session].sort(), 'an IAM user name and a role session name, each matched whole; never dana2 or odana');
+    t.same(await store.callersNamed('erin@example.com', 10), [arns.sso], 'an SSO user name; not the role that happens to be called that');
+    t.same(await store.callersNamed('i-0123456789abcdef0', 10), [arns.instance], 'an instance identity by its instance id');
+    t.same(await store.callersNamed('dan', 10), [], 'a prefix matches nothing');
+    t.same(await store.callersNamed('d_na', 10), [], 'no wildcard: _ is a character');
+    t.same(await store.callersNamed('deploy', 10), [], 'a role name is not a session name');
+    t.equal((await store.callersNamed('dana', 1)).length, 1, 'the limit holds');
+
+    const current = await store.activeIssued(now, {}, 100);
+    const byCaller = (arn: string) => current.filter((r) => r.data.callerArn === arn);
+    t.equal(byCaller(arns.user).length, 1, 'the expired and the not-yet-valid certificates are not active');
+    t.ok(current.every((r, i) => r.kind === 'issued' && (i === 0 || r.seq < current[i - 1]!.seq)), 'issued records, newest first');
+    t.ok(current.every((r) => (r.data.validAfter as number) <= now && (r.data.validBefore as number) > now), 'every one valid now');
+    t.same((await store.activeIssued(now, { principal: 'deploy' }, 100)).map((r) => r.data.callerArn), [arns.user], 'by principal');
+    t.same((await store.activeIssued(now, { callers: [arns.sso, arns.instance] }, 100)).map((r) => r.data.callerArn), [arns.instance, arns.sso], 'by callers');
+    t.same(await store.activeIssued(now, { callers: [] }, 100), [], 'no callers, no certificates');
+    t.equal((await store.activeIssued(now, {}, 2)).length, 2, 'the limit holds');
+    t.same(await store.activeIssued(now + 7200, { callers: [arns.user] }, 100), [], 'two hours later none is active');
+
+    // An hour long past, so only these records fall in it.
+    const hour = (h: number, m: number) => new Date(Date.UTC(2020, 0, 1, h, m));
+    await store.recordIssued(issued({ at: hour(10, 5) }));
+    await store.recordRefusal({ requestId: 'h1', at: hour(10, 30), code: 'POLICY_NO_RULE', sourceIp: '10.0.0.1' });
+    await store.recordRefusalSummary({ at: hour(11, 0), intervalStart: hour(10, 59), total: 5, counts: [{ code: 'AUTHN_MISSING', network: '10.0.0.0/24', count: 5 }] });
+    await store.recordRevocation({ requestId: 'h2', at: hour(11, 10), serial: '77', caFingerprint: 'SHA256:ca', validBefore: 1, revokedBy: 'serial', reason: 'test', callerArn: arns.user, accountId: '333333333333', sourceIp: '10.0.0.1' });
+    t.same(await store.hourlyCounts(hour(9, 0), hour(12, 0)), [
+      { hour: '2020-01-01T10:00:00.000Z', issued: 1, refused: 1, revoked: 0 },
+      { hour: '2020-01-01T11:00:00.000Z', issued: 0, refused: 5, revoked: 1 },
+    ], 'per hour; a summary counts every refusal it stands for');
+    t.same(await store.hourlyCounts(hour(11, 0), hour(11, 5)), [{ hour: '2020-01-01T11:00:00.000Z', issued: 0, refused: 5, revoked: 0 }], 'until is exclusive');
+
+    const all = await collect(store);
+    const last = all.at(-1)!;
+    t.same(await store.head(), { seq: last.seq, hash: last.hash }, 'the head is the newest record');
+    t.equal(await store.hashAt(3), all[2]!.hash);
+    t.equal(await store.hashAt(last.seq + 1), undefined, 'no record, no hash');
+    t.equal(await store.firstSeqSince(hour(11, 0)), all.find((r) => r.at >= hour(11, 0).toISOString())!.seq, 'the first record at or after a time');
+    t.equal(await store.firstSeqSince(new Date(Date.now() + 3600_000)), undefined);
+    const tail = [];
+    for await (const r of store.exportRecords(last.seq - 2)) tail.push(r.seq);
+    t.same(tail, [last.seq - 2, last.seq - 1, last.seq], 'an export from a sequence number');
+    t.same(committed.map((r) => [r.seq, r.hash]), all.map((r) => [r.seq, r.hash]), 'every committed record reached the commit listener once, in order; failed batches never did');
+  });
+
   await t.test('tampering in the database is detected, naming the record', async (t) => {
     const before = await collect(store);
     const n = before.length;
@@ -187,7 +256,7 @@ t.test('SQLite store', async (t) => {
   const raw = new Database(path);
   t.teardown(() => raw.close());
   await contract(t, {
-    open: async () => new SqliteAuditLog(path, signer, { busyTimeoutMs: 50 }),
+    open: async (options) => new SqliteAuditLog(path, signer, { busyTimeoutMs: 50, ...options }),
     sql: async (statement, params = []) => {
       raw.prepare(statement.replace(/\$\d+/g, '?')).run(...(params as unknown[]));
     },
@@ -217,7 +286,7 @@ t.test('PostgreSQL store', needsPostgres, async (t) => {
   t.teardown(() => raw.end().catch(() => undefined));
   let rawClient = raw;
   await contract(t, {
-    open: () => PostgresAuditLog.open(server.url, signer, { timeoutMs: 2000 }),
+    open: (options) => PostgresAuditLog.open(server.url, signer, { timeoutMs: 2000, ...options }),
     sql: async (statement, params = []) => {
       await rawClient.query(statement.replace('$4, $5', '$4::jsonb, $5'), params);
     },
