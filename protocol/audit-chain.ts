@@ -30,7 +30,12 @@ export function checkpointPayload(seq: number, hash: string): string {
 /** Why a chain does not verify, naming the first bad record. */
 export interface ChainFailure {
   readonly seq: number;
-  readonly reason: 'sequence' | 'previous-hash' | 'hash' | 'checkpoint' | 'head';
+  /**
+   * `truncated`: the chain ends before a head published as an anchor
+   * (audit-anchor.ts); `anchor`: an anchor disagrees with the chain or does
+   * not verify.
+   */
+  readonly reason: 'sequence' | 'previous-hash' | 'hash' | 'checkpoint' | 'head' | 'truncated' | 'anchor';
   readonly message: string;
 }
 
@@ -102,32 +107,120 @@ export function headPayload(seq: number, hash: string, at: string): string {
   return canonicalJson({ head: { seq, hash, at } });
 }
 
-/** One line of an NDJSON export. */
-export type ExportLine = ({ type: 'record' } & ChainedRecord) | { type: 'head'; seq: number; hash: string; at: string; checkpoint: string };
+/**
+ * One line of an NDJSON export. A partial export (`?since=`) opens with a
+ * `start` line: the chain position its first record links to.
+ */
+export type ExportLine =
+  | { type: 'start'; seq: number; prevHash: string; since: string }
+  | ({ type: 'record' } & ChainedRecord)
+  | { type: 'head'; seq: number; hash: string; at: string; checkpoint: string };
+
+/** Whether `checkpoint` is `key`'s signature over the head statement (seq, hash, at): an export's head, or an anchor's. */
+export async function verifyHeadCheckpoint(checkpoint: string, seq: number, hash: string, at: string, key: VerifyKey): Promise<boolean> {
+  try {
+    const { payload } = await compactVerify(checkpoint, key, { algorithms: CHECKPOINT_ALGORITHMS });
+    return new TextDecoder().decode(payload) === headPayload(seq, hash, at);
+  } catch {
+    return false;
+  }
+}
+
+/** A verified export: what it holds, and the hashes at the sequence numbers asked for (`hashesAt`) that it holds. */
+export interface VerifiedExport {
+  readonly ok: true;
+  readonly count: number;
+  readonly headAt: string;
+  /** The first and last sequence numbers the export covers (lastSeq 0: no records). */
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly hashes: ReadonlyMap<number, string>;
+  /** A partial export: the time it was asked to start at (its `start` line). */
+  readonly since?: string;
+}
+
+/** The first non-empty line, and the lines after it. */
+async function firstLine(lines: Iterable<string> | AsyncIterable<string>): Promise<{ first: string | undefined; skipped: number; rest: AsyncIterable<string> }> {
+  const iterator = (Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : lines[Symbol.iterator]()) as AsyncIterator<string> | Iterator<string>;
+  let skipped = 0;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) return { first: undefined, skipped, rest: (async function* () {})() };
+    if (next.value.trim() !== '') {
+      return {
+        first: next.value,
+        skipped,
+        rest: (async function* () {
+          for (let n = await iterator.next(); !n.done; n = await iterator.next()) yield n.value;
+        })(),
+      };
+    }
+    skipped++;
+  }
+}
 
 /**
  * Verifies an NDJSON export: every record (verifyChain), then the signed
  * head, which must name the last record. A file cut short loses its head or
  * disagrees with it.
  */
-export async function verifyExport(lines: Iterable<string> | AsyncIterable<string>, key: VerifyKey): Promise<{ ok: true; count: number; headAt: string } | { ok: false; failure: ChainFailure }> {
+export async function verifyExport(
+  lines: Iterable<string> | AsyncIterable<string>,
+  key: VerifyKey,
+  options: {
+    // Collected while streaming, so anchors (audit-anchor.ts) can be checked
+    // against an export without holding it in memory.
+    hashesAt?: ReadonlySet<number>;
+    /** Refuse a partial export (what a live server sends when asked for everything). */
+    complete?: boolean;
+  } = {},
+): Promise<VerifiedExport | { ok: false; failure: ChainFailure }> {
   let head: Extract<ExportLine, { type: 'head' }> | undefined;
-  let lineNo = 0;
+  let firstSeq: number | undefined;
+  const hashes = new Map<number, string>();
+  let opening;
+  try {
+    opening = await firstLine(lines);
+  } catch (err) {
+    return { ok: false, failure: { seq: 0, reason: 'sequence', message: (err as Error).message } };
+  }
+  let lineNo = opening.skipped;
+  let start: Extract<ExportLine, { type: 'start' }> | undefined;
+  try {
+    const parsed = opening.first === undefined ? undefined : (JSON.parse(opening.first) as ExportLine);
+    if (parsed?.type === 'start') {
+      if (!Number.isSafeInteger(parsed.seq) || parsed.seq < 1 || typeof parsed.prevHash !== 'string') throw new Error('a malformed start line');
+      start = parsed;
+      lineNo++;
+    }
+  } catch (err) {
+    return { ok: false, failure: { seq: 0, reason: 'sequence', message: `line ${lineNo + 1}: ${(err as Error).message}` } };
+  }
+  if (start && options.complete && start.seq !== 1) {
+    return { ok: false, failure: { seq: start.seq, reason: 'sequence', message: `a partial export (from record ${start.seq}) where the whole record was asked for` } };
+  }
+  const body = start ? opening.rest : (async function* () {
+    if (opening.first !== undefined) yield opening.first;
+    yield* opening.rest;
+  })();
   async function* records(): AsyncIterable<ChainedRecord> {
-    for await (const line of lines) {
+    for await (const line of body) {
       lineNo++;
       if (line.trim() === '') continue;
       if (head) throw new ChainError({ seq: head.seq, reason: 'head', message: `line ${lineNo}: data after the head` });
       const parsed = JSON.parse(line) as ExportLine;
       if (parsed.type === 'head') head = parsed;
-      else if (parsed.type === 'record') yield { seq: parsed.seq, at: parsed.at, kind: parsed.kind, data: parsed.data, prevHash: parsed.prevHash, hash: parsed.hash, ...(parsed.checkpoint !== undefined ? { checkpoint: parsed.checkpoint } : {}) };
-      else throw new ChainError({ seq: 0, reason: 'sequence', message: `line ${lineNo}: not a record` });
+      else if (parsed.type === 'record') {
+        firstSeq ??= parsed.seq;
+        if (options.hashesAt?.has(parsed.seq)) hashes.set(parsed.seq, parsed.hash);
+        yield { seq: parsed.seq, at: parsed.at, kind: parsed.kind, data: parsed.data, prevHash: parsed.prevHash, hash: parsed.hash, ...(parsed.checkpoint !== undefined ? { checkpoint: parsed.checkpoint } : {}) };
+      } else throw new ChainError({ seq: 0, reason: 'sequence', message: `line ${lineNo}: not a record` });
     }
   }
   let chain;
   try {
     // The head, checked below against the last record, covers the records after the last checkpoint.
-    chain = await verifyChain(records(), key, { tailCovered: true });
+    chain = await verifyChain(records(), key, { tailCovered: true, ...(start ? { firstSeq: start.seq, firstPrevHash: start.prevHash } : {}) });
   } catch (err) {
     if (err instanceof ChainError) return { ok: false, failure: err.failure };
     return { ok: false, failure: { seq: 0, reason: 'sequence', message: `line ${lineNo}: ${(err as Error).message}` } };
@@ -135,13 +228,10 @@ export async function verifyExport(lines: Iterable<string> | AsyncIterable<strin
   if (!chain.ok) return chain;
   if (!head) return { ok: false, failure: { seq: chain.lastSeq, reason: 'head', message: 'the export has no signed head (cut short?)' } };
   if (head.seq !== chain.lastSeq || head.hash !== chain.lastHash) return { ok: false, failure: { seq: head.seq, reason: 'head', message: `the head names record ${head.seq}, the export ends at ${chain.lastSeq}` } };
-  try {
-    const { payload } = await compactVerify(head.checkpoint, key, { algorithms: CHECKPOINT_ALGORITHMS });
-    if (new TextDecoder().decode(payload) !== headPayload(head.seq, head.hash, head.at)) throw new Error('payload');
-  } catch {
+  if (!(await verifyHeadCheckpoint(head.checkpoint, head.seq, head.hash, head.at, key))) {
     return { ok: false, failure: { seq: head.seq, reason: 'head', message: 'the head signature does not verify with the checkpoint key' } };
   }
-  return { ok: true, count: chain.count, headAt: head.at };
+  return { ok: true, count: chain.count, headAt: head.at, firstSeq: firstSeq ?? chain.lastSeq + 1, lastSeq: chain.lastSeq, hashes, ...(start ? { since: start.since } : {}) };
 }
 
 class ChainError extends Error {
