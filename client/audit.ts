@@ -1,7 +1,9 @@
 // `sshca audit list|export|verify`: the audit record, for auditors.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { newestAnchorNames, parseAnchor, verifyExportAgainstAnchors, type Anchor } from '../protocol/audit-anchor.js';
 import type { ActiveAnswer, CallerMatch } from '../protocol/audit-api.js';
-import { importCheckpointKey, verifyExport, type ChainFailure, type ChainedRecord } from '../protocol/audit-chain.js';
+import { importCheckpointKey, type ChainFailure, type ChainedRecord } from '../protocol/audit-chain.js';
 import { isPlainObject, parseJsonStrict } from '../protocol/strict-json.js';
 import { ClientError } from './client-error.js';
 import { ServerApi } from './server-api.js';
@@ -41,10 +43,60 @@ export async function auditExport(options: { server: string; profile?: string; s
   return api.signedGet(`/v1/audit/export${options.since ? `?${new URLSearchParams({ since: options.since }).toString()}` : ''}`, signer, endpoint);
 }
 
-export type VerifyOutcome = { ok: true; count: number; headAt: string } | { ok: false; failure: ChainFailure };
+export type VerifyOutcome =
+  | {
+      ok: true;
+      count: number;
+      headAt: string;
+      firstSeq: number;
+      lastSeq: number;
+      /** A partial export: the time it starts at. */
+      since?: string;
+      /** Anchors checked (absent: none were looked at), and where they came from. */
+      anchors?: { source: string; checked: number; skipped: number; newest?: Anchor };
+    }
+  | { ok: false; failure: ChainFailure };
 
-/** Verifies an export (a file, or fetched now) against the checkpoint key (a JWK file, or the server's). */
-export async function auditVerify(options: { server?: string; profile?: string; file?: string; checkpointKey?: string }): Promise<VerifyOutcome> {
+/** Every anchor file in `dir` (as `aws s3 sync` leaves them), newest first. */
+async function anchorsFromDirectory(dir: string): Promise<Anchor[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw new ClientError('CLIENT_USAGE', `--anchors ${dir}: ${(err as Error).message}`);
+  }
+  const anchors: Anchor[] = [];
+  for (const name of newestAnchorNames(names, MAX_ANCHORS)) {
+    try {
+      anchors.push(parseAnchor(await readFile(join(dir, name), 'utf8')));
+    } catch (err) {
+      throw new ClientError('CLIENT_USAGE', `--anchors: ${join(dir, name)} is not an anchor: ${(err as Error).message}`);
+    }
+  }
+  return anchors;
+}
+
+/** At most this many anchors are checked from a directory (newest first). */
+const MAX_ANCHORS = 10_000;
+
+/** The newest anchors the server publishes (none when it anchors nowhere). */
+async function anchorsFromServer(server: string, profile: string | undefined): Promise<{ location: string; anchors: Anchor[] } | undefined> {
+  const { api, signer, endpoint } = await openSignedSession(server, profile);
+  try {
+    const answer = JSON.parse(await api.signedGet('/v1/audit/anchors?limit=20', signer, endpoint)) as { location: string; anchors: unknown[] };
+    return { location: answer.location, anchors: answer.anchors.map((a) => parseAnchor(JSON.stringify(a))) };
+  } catch (err) {
+    if (err instanceof ClientError && err.code === 'REQUEST_NO_ANCHOR_STORE') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Verifies an export (a file, or fetched now) against the checkpoint key (a
+ * JWK file, or the server's), then against anchors: `--anchors DIR`, else
+ * (verifying the server's record now) the newest anchors the server lists.
+ */
+export async function auditVerify(options: { server?: string; profile?: string; file?: string; checkpointKey?: string; anchorsDir?: string }): Promise<VerifyOutcome> {
   if (!options.file && !options.server) throw new ClientError('CLIENT_USAGE', 'give --file (with --checkpoint-key) or a server');
   let jwk: unknown;
   if (options.checkpointKey) {
@@ -64,6 +116,22 @@ export async function auditVerify(options: { server?: string; profile?: string; 
   } catch (err) {
     throw new ClientError('CLIENT_USAGE', (err as Error).message);
   }
-  const text = options.file ? await readFile(options.file, 'utf8') : await auditExport({ server: options.server!, ...(options.profile ? { profile: options.profile } : {}) });
-  return verifyExport(text.split('\n'), key);
+  const live = !options.file;
+  const anchorSource = options.anchorsDir
+    ? { location: options.anchorsDir, anchors: await anchorsFromDirectory(options.anchorsDir) }
+    : live
+      ? await anchorsFromServer(options.server!, options.profile)
+      : undefined;
+  const text = live ? await auditExport({ server: options.server!, ...(options.profile ? { profile: options.profile } : {}) }) : await readFile(options.file!, 'utf8');
+  // A file is an export of its day: anchors published after its head are not held against it.
+  const verdict = await verifyExportAgainstAnchors(text.split('\n'), key, anchorSource?.anchors ?? [], { ...(live ? { complete: true } : { asOfHead: true }) });
+  if (!verdict.ok) return verdict;
+  const { anchors, ...rest } = verdict;
+  return { ...rest, ...(anchorSource ? { anchors: { source: anchorSource.location, ...anchors } } : {}) };
+}
+
+/** Publishes the chain head to the server's anchor store now (admin). */
+export async function auditAnchor(options: { server: string; profile?: string }): Promise<{ location: string; outcome: string; anchor?: Anchor }> {
+  const { api, signer, endpoint } = await openSignedSession(options.server, options.profile);
+  return (await api.signedPost('/v1/audit/anchor', {}, signer, endpoint)) as { location: string; outcome: string; anchor?: Anchor };
 }

@@ -1,7 +1,7 @@
 // `sshca audit list|active|export|verify|ui` argument handling and output.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { CallerMatch } from '../protocol/audit-api.js';
-import { AUDIT_FILTERS, auditActive, auditExport, auditList, auditVerify } from './audit.js';
+import { AUDIT_FILTERS, auditActive, auditAnchor, auditExport, auditList, auditVerify } from './audit.js';
 import { activeCsv, activeLine, callerNote, recordLine, recordsCsv } from './audit-output.js';
 import { timeFlag } from './audit-time.js';
 import { ClientError, EXIT } from './client-error.js';
@@ -94,21 +94,38 @@ export async function runAudit(args: readonly string[], io: CommandIo): Promise<
     } else io.stdout(text);
     return EXIT.ok;
   }
+  if (sub === 'anchor') {
+    const { values: o } = parse(rest, common);
+    const answer = await auditAnchor(target(o, io));
+    if (o.json) io.stdout(`${JSON.stringify(answer)}\n`);
+    else if (!answer.anchor) io.stdout(`nothing to anchor: the record is empty (${answer.location})\n`);
+    else io.stdout(`${answer.outcome === 'unchanged' ? 'already anchored' : 'anchored'}: record #${answer.anchor.seq} ${answer.anchor.hash} at ${answer.anchor.at} in ${answer.location}\n`);
+    return EXIT.ok;
+  }
   if (sub === 'verify') {
-    const { values: o } = parse(rest, { ...common, file: { type: 'string' }, 'checkpoint-key': { type: 'string' } });
+    const { values: o } = parse(rest, { ...common, file: { type: 'string' }, 'checkpoint-key': { type: 'string' }, anchors: { type: 'string' } });
     const settings = resolveSettings({ ...(o.server ? { server: o.server as string } : {}), ...(o.profile ? { profile: o.profile as string } : {}) }, io.env);
     const outcome = await auditVerify({
       ...(settings.server ? { server: settings.server } : {}),
       ...(settings.profile ? { profile: settings.profile } : {}),
       ...(o.file ? { file: o.file as string } : {}),
       ...(o['checkpoint-key'] ? { checkpointKey: o['checkpoint-key'] as string } : {}),
+      ...(o.anchors ? { anchorsDir: o.anchors as string } : {}),
     });
     if (o.json) io.stdout(`${JSON.stringify(outcome)}\n`);
     if (!outcome.ok) {
       io.stderr(`sshca: audit record ${outcome.failure.seq}: ${outcome.failure.message} [AUDIT_${outcome.failure.reason.toUpperCase().replace('-', '_')}]\n`);
+      if (outcome.failure.reason === 'truncated') io.stderr('sshca: records the anchor vouches for are missing from the chain: the newest records were deleted (docs/audit.md, "Anchors")\n');
       return EXIT.notValid;
     }
-    if (!o.json) io.stdout(`verified ${outcome.count} records; head signed at ${outcome.headAt}\n`);
+    if (!o.json) {
+      const range = outcome.since !== undefined ? ` (records ${outcome.firstSeq}–${outcome.lastSeq}: a partial export from ${outcome.since})` : '';
+      io.stdout(`verified ${outcome.count} records${range}; head signed at ${outcome.headAt}\n`);
+      const a = outcome.anchors;
+      if (a) {
+        io.stdout(a.newest ? `anchors: ${a.checked} checked${a.skipped ? `, ${a.skipped} outside this export` : ''}; newest: record #${a.newest.seq} at ${a.newest.at} (${a.source})\n` : `anchors: none found at ${a.source}\n`);
+      } else if (!o.file) io.stdout('anchors: this server anchors its chain nowhere (SSHCA_AUDIT_ANCHOR): deleting the newest records would go unnoticed\n');
+    }
     return EXIT.ok;
   }
   throw new ClientError('CLIENT_USAGE', `unknown audit command ${JSON.stringify(sub ?? '')}`);

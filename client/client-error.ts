@@ -33,7 +33,9 @@ export class ClientError extends CodedError {
   get exitCode(): number {
     if (this.code === 'CLIENT_USAGE' || this.code === 'CLIENT_NOT_HTTPS') return EXIT.usage;
     if (this.code === 'CLIENT_CLOCK_SKEW' || this.code === 'CLIENT_AUDIENCE_MISMATCH') return EXIT.refused;
-    if (this.code === 'CLIENT_TLS_ERROR') return EXIT.unavailable;
+    if (this.code === 'CLIENT_TLS_ERROR' || this.code === 'ANCHOR_UNAVAILABLE') return EXIT.unavailable;
+    // The server found its chain at odds with its anchors (`sshca audit anchor`): the record does not verify.
+    if (this.code.startsWith('AUDIT_') || this.code === 'ANCHOR_CONFLICT' || this.code === 'ANCHOR_INVALID') return EXIT.notValid;
     if (this.code.startsWith('AUTHN_') || this.code.startsWith('POLICY_') || this.code.startsWith('REQUEST_')) return EXIT.refused;
     if (this.code.startsWith('UNAVAILABLE_') || this.code === 'CLIENT_SERVER_UNREACHABLE' || this.code === 'INTERNAL_ERROR') return EXIT.unavailable;
     if (this.code.startsWith('CLIENT_CREDENTIALS') || this.code === 'CLIENT_NO_CREDENTIALS' || this.code === 'CLIENT_PROFILE_NOT_FOUND') return EXIT.credentials;

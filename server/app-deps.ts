@@ -1,6 +1,8 @@
 // What the service needs, built by main.ts (or a test). A module of its own
 // so routes import the type without importing app.ts (no import cycle).
 import type { FastifyServerOptions } from 'fastify';
+import type { Anchor } from '../protocol/audit-anchor.js';
+import type { AnchorResult } from './audit/anchor-publisher.js';
 import type { SshPublicKey } from '../protocol/ssh-public-key.js';
 import type { AuditLog } from './audit/audit-log.js';
 import type { RefusalAggregator } from './audit/refusal-aggregator.js';
@@ -36,6 +38,13 @@ export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({ authenticatedPerM
 /** IPv6 sources are limited per /56: one customer's usual allocation, so a single attacker cannot spread over 256 /64s. */
 export const RATE_LIMIT_IPV6_PREFIX = 56;
 
+/** The anchor store and its publisher, as the audit routes use them. */
+export interface AuditAnchors {
+  readonly location: string;
+  anchorNow(): Promise<AnchorResult>;
+  newest(limit: number): Promise<Anchor[]>;
+}
+
 /** Everything the service needs, built by main.ts (or a test). */
 export interface AppDeps {
   /** The server's canonical URL (its origin), which every token must name (DESIGN.md §2). */
@@ -58,6 +67,8 @@ export interface AppDeps {
   readonly audit: AuditLog;
   /** Signs audit checkpoints; its public key is published. */
   readonly checkpoints: CheckpointKey;
+  /** Where the chain head is anchored (issue 16); absent: nowhere (POST /v1/audit/anchor answers 404). */
+  readonly anchors?: AuditAnchors;
   readonly clock: Clock;
   /** Default DEFAULT_RATE_LIMITS. */
   readonly rateLimits?: RateLimits;

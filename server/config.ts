@@ -1,7 +1,7 @@
 // Reads and validates the server's configuration from argv and env. Called
 // once, by main.ts; everything else receives the frozen result.
 import { isIP } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeyReferenceError, parseKeyReference, type KeyReference } from './ca/key-reference.js';
 import { CA_KEY_TYPES, type CaKeyType } from './ca/local-signer.js';
@@ -31,7 +31,27 @@ interface CommonConfig {
   readonly store?: string;
   /** GET /metrics on its own listener (SSHCA_METRICS_HOST, SSHCA_METRICS_PORT); absent: off. */
   readonly metrics?: { readonly host: string; readonly port: number };
+  /** Where the signed chain head is published (SSHCA_AUDIT_ANCHOR); absent: nowhere. */
+  readonly anchor?: AnchorConfig;
 }
+
+/** SSHCA_AUDIT_ANCHOR: a directory, or an S3 bucket with Object Lock (issue 16). */
+export type AnchorConfig = (
+  | { readonly kind: 'directory'; readonly path: string }
+  | {
+      readonly kind: 's3';
+      readonly bucket: string;
+      /** '' or ending in '/'. */
+      readonly prefix: string;
+      /** COMPLIANCE retention per anchor (SSHCA_AUDIT_ANCHOR_RETENTION_DAYS). */
+      readonly retentionDays: number;
+      /** SSHCA_S3_ENDPOINT: a VPC endpoint without private DNS, or a test's. */
+      readonly endpoint?: string;
+    }
+) & {
+  /** SSHCA_AUDIT_ANCHOR_INTERVAL_SECONDS. */
+  readonly intervalMs: number;
+};
 
 /** Prometheus metrics on loopback by default; production's port is fixed (9464), dev mode's is any free one. */
 export const DEFAULT_METRICS_PORT = 9464;
@@ -95,7 +115,10 @@ production settings come from the environment: SSHCA_AUDIENCE, SSHCA_STS_ENDPOIN
 SSHCA_USER_CA, SSHCA_USER_CA_NEXT, SSHCA_USER_CA_RETIRED, SSHCA_HOST_CA, SSHCA_HOST_CA_NEXT, SSHCA_HOST_CA_RETIRED, SSHCA_KMS_ENDPOINT, SSHCA_EC2_ROLE, SSHCA_EC2_ENDPOINT, SSHCA_AWS_STS_ENDPOINT, SSHCA_STORE or SSHCA_AUDIT_DB, SSHCA_CHECKPOINT_KEY, SSHCA_HOST, SSHCA_PORT,
 SSHCA_LOG_LEVEL, SSHCA_STS_TIMEOUT_MS, SSHCA_STS_CONNECT_TIMEOUT_MS, SSHCA_TRUSTED_SESSION_ROLES,
 SSHCA_ALLOW_FEDERATED_USERS; both modes: SSHCA_TRUSTED_PROXIES, SSHCA_RATE_LIMIT_PER_MINUTE,
-SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE, SSHCA_REFUSAL_SUMMARY_SECONDS, SSHCA_METRICS_HOST, SSHCA_METRICS_PORT (see docs/deploy.md, docs/identity.md, docs/ca-keys.md)`;
+SSHCA_PUBLIC_RATE_LIMIT_PER_MINUTE, SSHCA_REFUSAL_SUMMARY_SECONDS, SSHCA_METRICS_HOST, SSHCA_METRICS_PORT,
+SSHCA_AUDIT_ANCHOR, SSHCA_AUDIT_ANCHOR_INTERVAL_SECONDS, SSHCA_AUDIT_ANCHOR_RETENTION_DAYS, SSHCA_S3_ENDPOINT
+(see docs/deploy.md, docs/identity.md, docs/ca-keys.md, docs/audit.md)
+sshca-server policy check|explain ...   test a policy file (docs/policy.md)`;
 
 function port(value: string, name: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} must be a port number 0–65535, got ${JSON.stringify(value)}`);
@@ -113,6 +136,34 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const v = env[name]?.trim() || String(fallback);
   if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}`);
   return Number(v);
+}
+
+/**
+ * SSHCA_AUDIT_ANCHOR: `off`, an absolute directory (or `dir:<path>`), or
+ * `s3://bucket[/prefix/]`. Unset: `devDefault` (dev mode: `<data dir>/anchors`),
+ * else none.
+ */
+function anchorSettings(env: NodeJS.ProcessEnv, devDefault: string | undefined): AnchorConfig | undefined {
+  const value = env.SSHCA_AUDIT_ANCHOR?.trim() || devDefault;
+  if (value === undefined || value === 'off') return undefined;
+  const intervalMs = integer(env, 'SSHCA_AUDIT_ANCHOR_INTERVAL_SECONDS', 300, 5, 86_400) * 1000;
+  const s3 = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(value);
+  if (s3) {
+    const prefix = s3[2] ?? '';
+    const endpoint = env.SSHCA_S3_ENDPOINT?.trim() || undefined;
+    if (endpoint !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(endpoint)) throw new ConfigError('SSHCA_S3_ENDPOINT must be a URL like https://s3.eu-west-1.amazonaws.com');
+    return Object.freeze({
+      kind: 's3',
+      bucket: s3[1]!,
+      prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
+      retentionDays: integer(env, 'SSHCA_AUDIT_ANCHOR_RETENTION_DAYS', 365, 1, 36_500),
+      ...(endpoint ? { endpoint } : {}),
+      intervalMs,
+    });
+  }
+  const path = value.startsWith('dir:') ? value.slice('dir:'.length) : value;
+  if (!isAbsolute(path)) throw new ConfigError('SSHCA_AUDIT_ANCHOR must be off, s3://bucket/prefix/ or an absolute directory path');
+  return Object.freeze({ kind: 'directory', path, intervalMs });
 }
 
 /** Settings both modes share. */
@@ -216,6 +267,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
       logLevel,
       ...commonSettings(env, 'dev'),
       ...(store ? { store } : {}),
+      ...optional('anchor', anchorSettings(env, join(resolve(cwd, o['data-dir'] ?? '.sshca-dev'), 'anchors'))),
     });
   }
   for (const flag of ['host', 'port', 'data-dir', 'dev-user', 'ca-key-type'] as const) {
@@ -315,5 +367,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, osUs
     stsConnectTimeoutMs,
     trustedSessionRoles: Object.freeze(trustedSessionRoles),
     allowFederatedUsers: federated === 'true',
+    ...optional('anchor', anchorSettings(env, undefined)),
   });
+}
+
+/** `{ [name]: value }`, or nothing when the value is absent (exactOptionalPropertyTypes). */
+function optional<K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: V };
 }

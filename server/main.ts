@@ -7,7 +7,15 @@ import { fingerprintOf, parsePublicKeyLine } from '../protocol/ssh-public-key.js
 import { buildApp } from './app.js';
 import { CheckpointSigner } from './audit/checkpoint-signer.js';
 import { KmsCheckpointSigner } from './audit/kms-checkpoint-signer.js';
-import type { CommitListener } from './audit/audit-log.js';
+import { S3Client } from '@aws-sdk/client-s3';
+import { importCheckpointKey } from '../protocol/audit-chain.js';
+import type { AuditAnchors } from './app-deps.js';
+import { AnchorPublisher, type AnchorLog } from './audit/anchor-publisher.js';
+import type { AnchorError, AnchorStore } from './audit/anchor-store.js';
+import type { AuditLog, CommitListener } from './audit/audit-log.js';
+import type { CheckpointKey } from './audit/checkpoint-signer.js';
+import { DirectoryAnchorStore } from './audit/directory-anchor-store.js';
+import { S3AnchorStore } from './audit/s3-anchor-store.js';
 import { PostgresAuditLog } from './audit/postgres-audit-log.js';
 import { SqliteAuditLog } from './audit/sqlite-audit-log.js';
 import { CertificateAuthority } from './ca/certificate-authority.js';
@@ -17,7 +25,7 @@ import { KmsSigner } from './ca/kms-signer.js';
 import { LocalSigner } from './ca/local-signer.js';
 import type { Signer } from './ca/signer.js';
 import { systemClock, type Clock } from './clock.js';
-import { ConfigError, USAGE, loadConfig, type Config, type DevConfig } from './config.js';
+import { ConfigError, USAGE, loadConfig, type AnchorConfig, type Config, type DevConfig } from './config.js';
 import { DEV_ACCOUNT, DEV_PROFILE, prepareDevEnvironment } from './dev/dev-environment.js';
 import { DEV_EC2_PATH, DEV_IMDS_PATH, DEV_INSTANCE_ID, DevInstanceAws } from './dev/dev-instance.js';
 import { DEV_STS_PATH, DEV_STS_REGION } from './dev/dev-sts.js';
@@ -57,6 +65,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const dev = config.mode === 'dev' ? prepareDevEnvironment(config.dataDir, config.devUser, config.caKeyType) : undefined;
   const prod = config.mode === 'production' ? config : undefined;
   const kmsClients: KMSClient[] = [];
+  const s3Clients: S3Client[] = [];
   const warn = (message: string) => process.stderr.write(`sshca-server: warning: ${message}\n`);
   const metrics = new Metrics({ processMetrics: true });
   const signer = dev ? LocalSigner.openOrCreate(dev.caKeyPath, (config as DevConfig).caKeyType) : await openSigner(prod!.userCa, prod!.kmsEndpoint, kmsClients, warn);
@@ -84,6 +93,15 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
   const store = config.store
     ? await PostgresAuditLog.open(config.store, checkpoints, { onIdleError: (err) => warn(`store connection lost: ${err.message}`), onCommit })
     : await SqliteAuditLog.open(dev ? dev.auditDbPath : prod!.auditDbPath!, checkpoints, { onCommit });
+  // The chain head, published where the store's own database cannot rewrite it (issue 16).
+  const anchorLog = lateLog();
+  const anchoring = config.anchor
+    ? await openAnchoring(config.anchor, store, checkpoints, clock, anchorLog, s3Clients).catch(async (err: unknown) => {
+        await store.close();
+        throw err;
+      })
+    : undefined;
+  if (!anchoring && config.mode === 'production') warn('SSHCA_AUDIT_ANCHOR is not set: the newest audit records could be deleted from the database without trace (docs/audit.md, "Anchors")');
   // Dev: the allowlist and the audience (the server's own URL) are filled once we know the port.
   const endpoints = new StsEndpointAllowlist(prod?.stsEndpoints ?? []);
   let audienceUrl = prod?.audience ?? '';
@@ -122,6 +140,7 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     metrics,
     audit: store,
     checkpoints,
+    ...(anchoring ? { anchors: anchoring.anchors } : {}),
     clock,
     rateLimits: config.rateLimits,
     trustedProxies: config.trustedProxies,
@@ -145,8 +164,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     (closing ??= (async () => {
       await metricsListener?.close();
       await app.close();
+      await anchoring?.publisher.stop();
       await transport.close();
       await store.close();
+      for (const client of s3Clients) client.destroy();
       for (const client of kmsClients) client.destroy();
       ec2?.destroy();
     })());
@@ -157,6 +178,10 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     await close().catch(() => undefined);
     throw err;
   }
+  anchorLog.target = app.log;
+  // Evidence of tampering is logged (again at every interval) and reported by
+  // `sshca audit verify`; the CA keeps issuing meanwhile.
+  await anchoring?.publisher.start().catch((err: AnchorError) => app.log.error({ code: err.code, err }, 'the audit chain disagrees with its published anchors; nothing new is anchored'));
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = baseUrl(config.host, port);
@@ -178,6 +203,41 @@ export async function startServer(config: Config, options: { clock?: Clock; logg
     ...(dev ? { devLogin: { credentialsPath: dev.credentialsPath, profile: DEV_PROFILE, user: (config as DevConfig).devUser } } : {}),
     close,
   };
+}
+
+/** A logger whose target is set once the app (and its logger) exists. */
+function lateLog(): AnchorLog & { target?: AnchorLog } {
+  const log: AnchorLog & { target?: AnchorLog } = {
+    info: (obj, msg) => log.target?.info(obj, msg),
+    error: (obj, msg) => (log.target ? log.target.error(obj, msg) : process.stderr.write(`sshca-server: ${msg}\n`)),
+  };
+  return log;
+}
+
+/** The anchor store SSHCA_AUDIT_ANCHOR names, and its publisher. */
+async function openAnchoring(anchor: AnchorConfig, store: AuditLog, checkpoints: CheckpointKey, clock: Clock, log: AnchorLog, s3Clients: S3Client[]): Promise<{ anchors: AuditAnchors; publisher: AnchorPublisher }> {
+  let anchorStore: AnchorStore;
+  if (anchor.kind === 'directory') anchorStore = await DirectoryAnchorStore.open(anchor.path);
+  else {
+    const s3 = new S3Client({
+      ...(anchor.endpoint ? { endpoint: anchor.endpoint, forcePathStyle: true } : {}),
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
+    });
+    s3Clients.push(s3);
+    anchorStore = new S3AnchorStore({ s3, bucket: anchor.bucket, prefix: anchor.prefix, retentionDays: anchor.retentionDays });
+  }
+  const publisher = new AnchorPublisher({
+    store: anchorStore,
+    chainHead: () => store.head(),
+    hashAt: (seq) => store.hashAt(seq),
+    signHead: (seq, hash, at) => checkpoints.signHead(seq, hash, at),
+    verifyKey: await importCheckpointKey({ ...checkpoints.jwk }),
+    clock,
+    intervalMs: anchor.intervalMs,
+    log,
+  });
+  return { publisher, anchors: { location: anchorStore.location, anchorNow: () => publisher.anchorNow(), newest: (limit) => anchorStore.newest(limit) } };
 }
 
 /**

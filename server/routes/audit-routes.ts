@@ -3,7 +3,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { GENESIS_HASH, type ExportLine } from '../../protocol/audit-chain.js';
-import type { RouteDeps } from '../app-deps.js';
+import type { AuditAnchors, RouteDeps } from '../app-deps.js';
 import type { ActiveAnswer, CallerMatch } from '../../protocol/audit-api.js';
 import { activeCertificates } from '../audit/active-certificates.js';
 import { RECORD_KINDS, type AuditFilter, type AuditLog, type RecordKind } from '../audit/audit-log.js';
@@ -74,17 +74,22 @@ function date(value: string | undefined, name: string): Date | undefined {
 }
 
 export function registerAuditRoutes(app: FastifyInstance, deps: RouteDeps): void {
-  /** Authenticates an auditor; refusals go on the record like any other. */
-  const auditor = async (request: Parameters<typeof authenticateRequest>[1]): Promise<CallerIdentity> => {
+  /** Authenticates a caller with `role`; refusals go on the record like any other. */
+  const withRole = async (request: Parameters<typeof authenticateRequest>[1], role: 'auditor' | 'admin'): Promise<CallerIdentity> => {
     let identity: CallerIdentity | undefined;
     try {
       identity = await authenticateRequest(deps, request);
-      requireRole(deps, identity, 'auditor');
+      requireRole(deps, identity, role);
       return identity;
     } catch (err) {
       await recordRefusal(deps, request, err, identity);
       throw err;
     }
+  };
+  const auditor = (request: Parameters<typeof authenticateRequest>[1]) => withRole(request, 'auditor');
+  const anchorsOf = (): AuditAnchors => {
+    if (!deps.anchors) throw new RequestError('REQUEST_NO_ANCHOR_STORE', 'this server anchors its chain nowhere (SSHCA_AUDIT_ANCHOR)', { status: 404 });
+    return deps.anchors;
   };
 
   app.get('/v1/audit/checkpoint-key', { config: { access: 'public' } }, async () => deps.checkpoints.jwk);
@@ -139,12 +144,23 @@ export function registerAuditRoutes(app: FastifyInstance, deps: RouteDeps): void
     return { buckets: await deps.audit.hourlyCounts(since, until) };
   });
 
-  app.get('/v1/audit/export', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { nonce: NONCE } } }, config: { access: 'token' } }, async (request, reply) => {
+  app.get<{ Querystring: { since?: string } }>('/v1/audit/export', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { since: querySchema.properties.since, nonce: NONCE } } }, config: { access: 'token' } }, async (request, reply) => {
     await auditor(request);
     const { audit, checkpoints, clock } = deps;
+    const since = date(request.query.since, 'since');
+    // A partial export opens with the position its first record links to.
+    let start: Extract<ExportLine, { type: 'start' }> | undefined;
+    if (since) {
+      const head = await audit.head();
+      const seq = (await audit.firstSeqSince(since)) ?? (head?.seq ?? 0) + 1;
+      const prevHash = seq === 1 ? GENESIS_HASH : await audit.hashAt(seq - 1);
+      if (prevHash === undefined) throw new RequestError('REQUEST_INVALID', `record ${seq - 1} is not on the record`);
+      start = { type: 'start', seq, prevHash, since: since.toISOString() };
+    }
     async function* lines(): AsyncIterable<string> {
-      let last = { seq: 0, hash: GENESIS_HASH };
-      for await (const record of audit.exportRecords()) {
+      let last = start ? { seq: start.seq - 1, hash: start.prevHash } : { seq: 0, hash: GENESIS_HASH };
+      if (start) yield `${JSON.stringify(start)}\n`;
+      for await (const record of audit.exportRecords(start?.seq)) {
         last = record;
         yield `${JSON.stringify({ type: 'record', ...record } satisfies ExportLine)}\n`;
       }
@@ -152,5 +168,22 @@ export function registerAuditRoutes(app: FastifyInstance, deps: RouteDeps): void
       yield `${JSON.stringify({ type: 'head', seq: last.seq, hash: last.hash, at, checkpoint: await checkpoints.signHead(last.seq, last.hash, at) } satisfies ExportLine)}\n`;
     }
     return reply.type('application/x-ndjson').send(Readable.from(lines()));
+  });
+
+  // The chain head, published now (admin): what the periodic anchoring does, on demand.
+  app.post('/v1/audit/anchor', { schema: { body: { type: ['object', 'null'], additionalProperties: false, properties: { nonce: NONCE } } }, config: { access: 'token' } }, async (request) => {
+    const identity = await withRole(request, 'admin');
+    const anchors = anchorsOf();
+    const result = await anchors.anchorNow();
+    request.log.info({ caller: identity.arn, outcome: result.outcome, ...(result.outcome !== 'empty' ? { seq: result.anchor.seq } : {}) }, 'audit anchor requested');
+    return { location: anchors.location, outcome: result.outcome, ...(result.outcome !== 'empty' ? { anchor: result.anchor } : {}) };
+  });
+
+  app.get<{ Querystring: { limit?: string } }>('/v1/audit/anchors', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^\\d{1,3}$' }, nonce: NONCE } } }, config: { access: 'token' } }, async (request) => {
+    await auditor(request);
+    const anchors = anchorsOf();
+    const limit = request.query.limit === undefined ? 10 : Number(request.query.limit);
+    if (limit < 1 || limit > 100) throw new RequestError('REQUEST_INVALID', 'limit must be 1–100');
+    return { location: anchors.location, anchors: await anchors.newest(limit) };
   });
 }
