@@ -72,10 +72,13 @@ export const COMMAND_HELP: Readonly<Record<string, string>> = {
     COMMON.server, COMMON.profile, COMMON.json, SETTINGS,
   ].join('\n'),
   audit: [
-    'sshca audit (auditor role): read and verify the tamper-evident audit record',
-    '  list    [--kind K] [--principal P] [--caller ARN] [--account ID] [--serial N] [--fingerprint SHA256:…] [--since T] [--until T] [--limit N] [--before SEQ]',
-    '  export  [--output FILE]              NDJSON, ending in a signed head',
-    '  verify  [--file FILE] [--checkpoint-key JWK-FILE]   offline with both, else fetched now',
+    'sshca audit (auditor role): read, verify and anchor the tamper-evident audit record',
+    '  list    [--kind K] [--principal P] [--caller ARN|NAME] [--account ID] [--serial N] [--fingerprint SHA256:…]',
+    '          [--since T] [--until T] [--limit N] [--before SEQ] [--csv]   T: 2h, 7d, 2026-11-01 or ISO 8601 with a zone',
+    '  active  [--principal P] [--caller ARN|NAME] [--limit N] [--csv]   certificates valid now and not revoked',
+    '  export  [--output FILE] [--since T]  NDJSON, ending in a signed head (partial with --since)',
+    '  verify  [--file FILE --checkpoint-key JWK-FILE] [--anchors DIR]   checks anchors too (AUDIT_TRUNCATED)',
+    '  anchor                               publish the chain head to the anchor store now (admin role)',
     COMMON.server, COMMON.profile, COMMON.json, SETTINGS,
   ].join('\n'),
 };

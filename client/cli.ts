@@ -20,7 +20,7 @@ export const USAGE = `usage:
   sshca logout [--key PATH] [--json]
   sshca ca     [--server URL] [--host] [--json]
   sshca revoke (--serial N | --key-id ID | --public-key FILE | --withdraw ID) --reason TEXT [--json]   (admin role)
-  sshca audit  list|export|verify ...                                  (auditor role; see docs/audit.md)
+  sshca audit  list|active|export|verify|anchor|ui ...                 (auditor role; see docs/audit.md)
   sshca --version | sshca <command> --help | sshca help <command>
 
 Settings: flags, then SSHCA_SERVER / AWS_PROFILE, then ~/.config/sshca/config.json {"server","profile","key","hostPatterns"};
