@@ -7,13 +7,21 @@ import type { HostRules, PolicyDocument, PolicyRole, PolicyRule } from './policy
 import { PRINCIPAL_PATTERN, selectPrincipals, selectTtl, type CertificateRequest, type Policy, type PolicyDecision } from './policy.js';
 import { renderSourceAddress } from './source-address.js';
 
-function matches(rule: PolicyRule, id: CallerIdentity): boolean {
+/** A key of a rule's `match`, as the policy file writes it. */
+export type MatchKey = 'account' | 'iamUser' | 'role' | 'ssoPermissionSet';
+
+/**
+ * The first `match` key (in this order) the identity does not fit, or
+ * undefined when the rule matches. The one test of a match: the server's
+ * decision and `sshca-server policy explain`'s "why not" are the same code.
+ */
+export function ruleMismatch(rule: PolicyRule, id: CallerIdentity): MatchKey | undefined {
   const m = rule.match;
-  if (m.accounts && !m.accounts.includes(id.accountId)) return false;
-  if (m.iamUsers && !(id.kind === 'iam-user' && m.iamUsers.includes(id.arn))) return false;
-  if (m.roles && !(id.roleArn !== undefined && m.roles.some((r) => id.roleArn!.startsWith(r.prefix) && r.name.test(id.roleArn!.slice(r.prefix.length))))) return false;
-  if (m.ssoPermissionSets && !(id.ssoPermissionSet !== undefined && m.ssoPermissionSets.includes(id.ssoPermissionSet))) return false;
-  return true;
+  if (m.accounts && !m.accounts.includes(id.accountId)) return 'account';
+  if (m.iamUsers && !(id.kind === 'iam-user' && m.iamUsers.includes(id.arn))) return 'iamUser';
+  if (m.roles && !(id.roleArn !== undefined && m.roles.some((r) => id.roleArn!.startsWith(r.prefix) && r.name.test(id.roleArn!.slice(r.prefix.length))))) return 'role';
+  if (m.ssoPermissionSets && !(id.ssoPermissionSet !== undefined && m.ssoPermissionSets.includes(id.ssoPermissionSet))) return 'ssoPermissionSet';
+  return undefined;
 }
 
 /**
@@ -22,7 +30,7 @@ function matches(rule: PolicyRule, id: CallerIdentity): boolean {
  * parsePolicyFile refuses role-granting rules that name nobody, so a
  * document built any other way cannot make an account-wide match an admin.
  */
-function namesIdentity(rule: PolicyRule, id: CallerIdentity): boolean {
+export function namesIdentity(rule: PolicyRule, id: CallerIdentity): boolean {
   const m = rule.match;
   if (m.iamUsers && id.kind === 'iam-user' && m.iamUsers.includes(id.arn)) return true;
   if (m.roles && id.roleArn !== undefined && m.roles.some((r) => !/[*?]/.test(r.pattern) && r.pattern === id.roleArn)) return true;
@@ -35,7 +43,7 @@ function namesIdentity(rule: PolicyRule, id: CallerIdentity): boolean {
  * `sessionDomains`, only `local@domain` names in one of those domains, so
  * alice@corp.com and alice@other.org never both become `alice`.
  */
-function sessionFor(rule: PolicyRule, id: CallerIdentity): string | undefined {
+export function sessionFor(rule: PolicyRule, id: CallerIdentity): string | undefined {
   if (!id.sessionTrusted || id.sessionName === undefined) return undefined;
   if (rule.sessionDomains === undefined) return id.sessionName;
   const parts = id.sessionName.split('@');
@@ -51,7 +59,7 @@ function sessionFor(rule: PolicyRule, id: CallerIdentity): string | undefined {
  * rather than guessing. A template may never produce `root`: root is only
  * granted when a rule writes it literally (rule 9).
  */
-function render(template: string, rule: PolicyRule, id: CallerIdentity): string | undefined {
+export function renderPrincipal(template: string, rule: PolicyRule, id: CallerIdentity): string | undefined {
   if (!template.includes('{{')) return template;
   const session = sessionFor(rule, id);
   const values: Record<string, string | undefined> = {
@@ -66,8 +74,8 @@ function render(template: string, rule: PolicyRule, id: CallerIdentity): string 
 }
 
 /** Every principal the rule grants this identity (possibly none). */
-function grantedPrincipals(rule: PolicyRule, id: CallerIdentity): string[] {
-  return [...new Set(rule.principals.map((t) => render(t, rule, id)).filter((p): p is string => p !== undefined))];
+export function grantedPrincipals(rule: PolicyRule, id: CallerIdentity): string[] {
+  return [...new Set(rule.principals.map((t) => renderPrincipal(t, rule, id)).filter((p): p is string => p !== undefined))];
 }
 
 /** Decides requests by a PolicyDocument. */
@@ -75,7 +83,7 @@ export class FilePolicy implements Policy {
   constructor(readonly document: PolicyDocument) {}
 
   private ruleFor(identity: CallerIdentity): PolicyRule | undefined {
-    return this.document.rules.find((r) => matches(r, identity));
+    return this.document.rules.find((r) => ruleMismatch(r, identity) === undefined);
   }
 
   /**

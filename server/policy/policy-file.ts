@@ -1,7 +1,7 @@
 // Reads a policy file (YAML) into a validated PolicyDocument. Every error
 // names the file, line and field, because an operator fixing a policy under
 // pressure should not have to guess.
-import { LineCounter, isScalar, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, isMap, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { parseDuration } from '../../protocol/duration.js';
 import { PRINCIPAL_PATTERN } from './policy.js';
 import { sourceAddressProblem } from './source-address.js';
@@ -62,9 +62,23 @@ export interface PolicyDocument {
   readonly hosts?: HostRules;
 }
 
-/** The file is invalid; `message` says `<file>:<line>: <field>: <problem>`. */
+/**
+ * The file is invalid; `message` says `<file>:<line>: <field>: <problem>`.
+ * `line` and `field` say the same for programs (`sshca-server policy
+ * check`, CI annotations), so nobody has to parse the message.
+ */
 export class PolicyFileError extends Error {
   readonly code = 'CONFIG_POLICY_INVALID';
+  /** 1-based line of the offending node, when the problem is at one place in the file. */
+  readonly line?: number;
+  /** The offending field as a path (`rules[2].match.role[0]`), when one field is at fault. */
+  readonly field?: string;
+
+  constructor(message: string, options: { cause?: unknown; line?: number; field?: string } = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options.line !== undefined) this.line = options.line;
+    if (options.field !== undefined) this.field = options.field;
+  }
 }
 
 /**
@@ -119,7 +133,10 @@ function checkFlowDepth(text: string, source: string, lines: LineCounter): void 
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x5b || c === 0x7b) {
-      if (++depth > MAX_FLOW_DEPTH) throw new PolicyFileError(`${source}:${lines.linePos(i).line}: brackets nested more than ${MAX_FLOW_DEPTH} deep`);
+      if (++depth > MAX_FLOW_DEPTH) {
+        const line = lines.linePos(i).line;
+        throw new PolicyFileError(`${source}:${line}: brackets nested more than ${MAX_FLOW_DEPTH} deep`, { line });
+      }
     } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
   }
 }
@@ -151,7 +168,10 @@ function parseYaml(text: string, source: string): { doc: Document.Parsed; lines:
     Error.stackTraceLimit = stackTraceLimit;
   }
   const first = doc.errors[0];
-  if (first) throw new PolicyFileError(`${source}:${lines.linePos(first.pos[0]).line}: ${first.message.split('\n')[0]}`);
+  if (first) {
+    const line = lines.linePos(first.pos[0]).line;
+    throw new PolicyFileError(`${source}:${line}: ${first.message.split('\n')[0]}`, { line });
+  }
   let duplicate: number | undefined;
   visit(doc, {
     Map(_, map) {
@@ -168,7 +188,10 @@ function parseYaml(text: string, source: string): { doc: Document.Parsed; lines:
       return undefined;
     },
   });
-  if (duplicate !== undefined) throw new PolicyFileError(`${source}:${lines.linePos(duplicate).line}: map keys must be unique`);
+  if (duplicate !== undefined) {
+    const line = lines.linePos(duplicate).line;
+    throw new PolicyFileError(`${source}:${line}: map keys must be unique`, { line });
+  }
   try {
     return { doc, lines, root: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
   } catch (err) {
@@ -181,7 +204,7 @@ function parseYaml(text: string, source: string): { doc: Document.Parsed; lines:
         return visit.BREAK;
       },
     });
-    throw new PolicyFileError(`${source}:${aliasLine}: anchors and aliases expand too far (${message}); write the values out`, { cause: err });
+    throw new PolicyFileError(`${source}:${aliasLine}: anchors and aliases expand too far (${message}); write the values out`, { cause: err, line: aliasLine });
   }
 }
 
@@ -201,14 +224,20 @@ function validate(text: string, source: string): PolicyDocument {
   const { doc, lines, root } = parseYaml(text, source);
   const lineOf = (path: Path): number => {
     for (let p = [...path]; ; p = p.slice(0, -1)) {
-      const node = p.length ? (doc.getIn(p, true) as { range?: [number] } | undefined) : (doc.contents as { range?: [number] } | null);
+      // A field's line is its key's: a block value (`roles:` with `- admin`
+      // below it) starts a line later, and an empty one has no node at all.
+      const last = p.at(-1);
+      const parent = p.length > 1 ? doc.getIn(p.slice(0, -1), true) : doc.contents;
+      const key = typeof last === 'string' && isMap(parent) ? parent.items.find((pair) => isScalar(pair.key) && pair.key.value === last)?.key : undefined;
+      const node = (key ?? (p.length ? doc.getIn(p, true) : doc.contents)) as { range?: [number] } | null | undefined;
       if (node?.range) return lines.linePos(node.range[0]).line;
       if (p.length === 0) return 1;
     }
   };
   const fail = (path: Path, problem: string): never => {
     const field = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(top)';
-    throw new PolicyFileError(`${source}:${lineOf(path)}: ${field}: ${problem}`);
+    const line = lineOf(path);
+    throw new PolicyFileError(`${source}:${line}: ${field}: ${problem}`, { line, field });
   };
   const obj = (v: unknown, path: Path, allowed: readonly string[]): Record<string, unknown> => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(path, 'expected a mapping');
