@@ -9,6 +9,7 @@
 // demo and the CLI benchmark run them.
 import { build } from 'esbuild';
 import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,7 +24,17 @@ rmSync(copy, { recursive: true, force: true });
 const version = JSON.parse(readFileSync(join(root, 'client', 'package.json'), 'utf8')).version;
 const rootVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 if (version !== rootVersion) throw new Error(`client/package.json has version ${version}, package.json ${rootVersion}: set both to the same version`);
-const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', define: { SSHCA_VERSION: JSON.stringify(version) } };
+// `sshca audit ui`'s page (client/audit-ui/) and uPlot, compiled in: the package ships no loose files.
+const require = createRequire(import.meta.url);
+const uiFiles = {
+  'index.html': join(root, 'client', 'audit-ui', 'index.html'),
+  'app.js': join(root, 'client', 'audit-ui', 'app.js'),
+  'style.css': join(root, 'client', 'audit-ui', 'style.css'),
+  'uPlot.iife.min.js': require.resolve('uplot/dist/uPlot.iife.min.js'),
+  'uPlot.min.css': require.resolve('uplot/dist/uPlot.min.css'),
+};
+const uiAssets = Object.fromEntries(Object.entries(uiFiles).map(([name, path]) => [name, readFileSync(path, 'utf8')]));
+const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', define: { SSHCA_VERSION: JSON.stringify(version), SSHCA_UI_ASSETS: JSON.stringify(uiAssets) } };
 
 await build({
   ...common,

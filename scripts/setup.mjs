@@ -1,6 +1,6 @@
 // Installs what `npm test` and `npm run demo` need on a fresh Debian
 // machine: npm packages, and (as root, via apt-get) openssh-server,
-// ssh-audit and postgresql. Plain
+// ssh-audit, chromium and postgresql. Plain
 // Node with no dependencies, because it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -66,6 +66,22 @@ if (purpose === 'test' && !have('/usr/bin/ssh-audit')) {
       process.exit(1);
     }
     log(`ssh-audit is missing; the hardening audit test will be skipped. ${hint}`);
+  }
+}
+
+// Chromium: the audit view (sshca audit ui) is tested in a real headless browser.
+if (purpose === 'test' && !have('/usr/bin/chromium')) {
+  if (isRoot && have('/usr/bin/apt-get')) {
+    log('installing chromium (apt-get)');
+    aptInstall(['chromium']);
+  }
+  if (!have('/usr/bin/chromium')) {
+    const hint = 'install it with: sudo apt-get install chromium';
+    if (strict) {
+      log(`chromium is missing and CI=true: the audit view's browser test cannot be skipped; ${hint}`);
+      process.exit(1);
+    }
+    log(`chromium is missing; the audit view's browser test will be skipped. ${hint}`);
   }
 }
 
