@@ -7,20 +7,26 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { devLoginEnv, errorCodeOf, runCli } from '../fixtures/cli.js';
 import { needsOpenSsh } from '../fixtures/openssh.js';
 import { needsPostgres, startPostgres } from '../fixtures/postgres.js';
 import { startS3Fixture } from '../fixtures/s3-fixture.js';
 import { spawnServer } from '../fixtures/server-process.js';
 
-t.test('SQLite, anchored to <data dir>/anchors: truncation is reported, partial exports verify', needsOpenSsh, async (t) => {
+/** A dev server (extra environment: its store and anchors) with three certificates issued through the CLI. */
+async function serverWithThreeCertificates(t: Test, env: Record<string, string>) {
   const dataDir = join(t.testdir(), 'data');
-  const server = await spawnServer(t, ['--dev', '--port', '0', '--data-dir', dataDir, '--dev-user', 'ida'], { SSHCA_LOG_LEVEL: 'warn' });
+  const server = await spawnServer(t, ['--dev', '--port', '0', '--data-dir', dataDir, '--dev-user', 'ida'], { SSHCA_LOG_LEVEL: 'warn', ...env });
   t.ok(server.url, server.stderr());
-  const env = devLoginEnv(dataDir, join(t.testdirName, 'home'));
-  const cli = (args: string[]) => runCli([...args, '--server', server.url!, '--profile', 'sshca-dev'], env);
+  const loginEnv = devLoginEnv(dataDir, join(t.testdirName, 'home'));
+  const cli = (args: string[]) => runCli([...args, '--server', server.url!, '--profile', 'sshca-dev'], loginEnv);
   for (const reason of ['r1', 'r2', 'r3']) t.equal((await cli(['login', '--reason', reason])).code, 0);
+  return { server, dataDir, env: loginEnv, cli };
+}
+
+t.test('SQLite, anchored to <data dir>/anchors: truncation is reported, partial exports verify', needsOpenSsh, async (t) => {
+  const { server, dataDir, env, cli } = await serverWithThreeCertificates(t, {});
 
   const anchored = await cli(['audit', 'anchor', '--json']);
   t.equal(anchored.code, 0, anchored.stderr);
@@ -82,15 +88,10 @@ t.test('PostgreSQL, anchored to S3 with Object Lock: truncation is reported', { 
   const postgres = await startPostgres(t);
   const s3 = await startS3Fixture(t);
   s3.createBucket('sshca-anchors', { objectLock: true, versioning: true, denyDeletes: true, requireIfNoneMatch: true });
-  const dataDir = join(t.testdir(), 'data');
-  const server = await spawnServer(t, ['--dev', '--port', '0', '--data-dir', dataDir, '--dev-user', 'ida'], {
-    SSHCA_LOG_LEVEL: 'warn', SSHCA_STORE: postgres.url, SSHCA_AUDIT_ANCHOR: 's3://sshca-anchors/audit/', SSHCA_S3_ENDPOINT: s3.url,
+  const { cli } = await serverWithThreeCertificates(t, {
+    SSHCA_STORE: postgres.url, SSHCA_AUDIT_ANCHOR: 's3://sshca-anchors/audit/', SSHCA_S3_ENDPOINT: s3.url,
     AWS_REGION: s3.region, AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
   });
-  t.ok(server.url, server.stderr());
-  const env = devLoginEnv(dataDir, join(t.testdirName, 'home'));
-  const cli = (args: string[]) => runCli([...args, '--server', server.url!, '--profile', 'sshca-dev'], env);
-  for (const reason of ['r1', 'r2', 'r3']) t.equal((await cli(['login', '--reason', reason])).code, 0);
   const anchored = await cli(['audit', 'anchor', '--json']);
   t.equal(anchored.code, 0, anchored.stderr);
   const { anchor } = JSON.parse(anchored.stdout) as { anchor: { seq: number } };
