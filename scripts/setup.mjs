@@ -53,37 +53,29 @@ if (!have('/usr/sbin/sshd') || !have('/usr/bin/ssh-keygen') || !have('/usr/bin/s
   }
 }
 
-// ssh-audit: the instance bootstrap's sshd configuration is checked by an outside audit.
-if (purpose === 'test' && !have('/usr/bin/ssh-audit')) {
+/**
+ * A Debian package one test needs (`bin` is what it runs): installed as root;
+ * missing, the test skips, except under CI=true, where setup fails instead.
+ */
+function testTool(bin, pkg, what) {
+  if (purpose !== 'test' || have(bin)) return;
   if (isRoot && have('/usr/bin/apt-get')) {
-    log('installing ssh-audit (apt-get)');
-    aptInstall(['ssh-audit']);
+    log(`installing ${pkg} (apt-get)`);
+    aptInstall([pkg]);
   }
-  if (!have('/usr/bin/ssh-audit')) {
-    const hint = 'install it with: sudo apt-get install ssh-audit';
-    if (strict) {
-      log(`ssh-audit is missing and CI=true: the hardening audit test cannot be skipped; ${hint}`);
-      process.exit(1);
-    }
-    log(`ssh-audit is missing; the hardening audit test will be skipped. ${hint}`);
+  if (have(bin)) return;
+  const hint = `install it with: sudo apt-get install ${pkg}`;
+  if (strict) {
+    log(`${pkg} is missing and CI=true: ${what} cannot be skipped; ${hint}`);
+    process.exit(1);
   }
+  log(`${pkg} is missing; ${what} will be skipped. ${hint}`);
 }
 
+// ssh-audit: the instance bootstrap's sshd configuration is checked by an outside audit.
+testTool('/usr/bin/ssh-audit', 'ssh-audit', 'the hardening audit test');
 // Chromium: the audit view (sshca audit ui) is tested in a real headless browser.
-if (purpose === 'test' && !have('/usr/bin/chromium')) {
-  if (isRoot && have('/usr/bin/apt-get')) {
-    log('installing chromium (apt-get)');
-    aptInstall(['chromium']);
-  }
-  if (!have('/usr/bin/chromium')) {
-    const hint = 'install it with: sudo apt-get install chromium';
-    if (strict) {
-      log(`chromium is missing and CI=true: the audit view's browser test cannot be skipped; ${hint}`);
-      process.exit(1);
-    }
-    log(`chromium is missing; the audit view's browser test will be skipped. ${hint}`);
-  }
-}
+testTool('/usr/bin/chromium', 'chromium', "the audit view's browser test");
 
 // PostgreSQL: the shared audit store is tested against a real server (tests start their own cluster).
 const havePostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb')));
