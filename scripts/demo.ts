@@ -183,7 +183,11 @@ async function main(): Promise<number> {
     const list = sshca(['audit', 'list', '--server', started.url, '--profile', 'sshca-dev'], env);
     say(indent(list.out));
     ok &&= list.status === 0;
-    say('    sshca audit verify          (hash chain and checkpoint signatures, checked by the client)');
+    say('    sshca audit anchor          (the signed chain head, published outside the database: here <data dir>/anchors)');
+    const anchor = sshca(['audit', 'anchor', '--server', started.url, '--profile', 'sshca-dev'], env);
+    say(indent(anchor.out));
+    ok &&= anchor.status === 0;
+    say('    sshca audit verify          (hash chain, checkpoint signatures and anchors, checked by the client)');
     const verify = sshca(['audit', 'verify', '--server', started.url, '--profile', 'sshca-dev'], env);
     say(indent(verify.out));
     ok &&= verify.status === 0;
