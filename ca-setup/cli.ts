@@ -21,10 +21,11 @@ export const USAGE = `usage:
   sshca-setup create --kind user|host [--key-spec ${Object.keys(CA_KEY_SPECS).join('|')}] --alias alias/NAME
   sshca-setup export --key KEY            OpenSSH public key line (stdout) and SHA256 fingerprint (stderr)
   sshca-setup check  --key KEY            sign a test certificate through KMS and verify it
-  sshca-setup policy --key KEY [--key KEY] [--hosts [--ec2-role ARN]]
+  sshca-setup policy --key KEY [--key KEY] [--hosts [--ec2-role ARN]] [--anchors s3://BUCKET/PREFIX/]
                                           least-privilege IAM policy for the sshca server role;
                                           --hosts adds what host certificates need (ec2:DescribeInstances,
-                                          or with --ec2-role arn:aws:iam::{account}:role/NAME, sts:AssumeRole of it)
+                                          or with --ec2-role arn:aws:iam::{account}:role/NAME, sts:AssumeRole of it);
+                                          --anchors adds writing audit anchors under that prefix (no delete)
   sshca-setup ec2-read-role-policy        the permission policy of that read role in each member account
 KEY is a key ARN (recommended) or alias/NAME. Common: [--region R] [--profile P] [--endpoint URL] [--json]
 exit codes: 0 ok, 2 usage, 3 KMS refused, 4 KMS unreachable, 5 AWS credentials`;
@@ -87,7 +88,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       options: {
         kind: { type: 'string' }, 'key-spec': { type: 'string' }, alias: { type: 'string' }, key: { type: 'string', multiple: true },
         region: { type: 'string' }, profile: { type: 'string' }, endpoint: { type: 'string' }, json: { type: 'boolean' },
-        hosts: { type: 'boolean' }, 'ec2-role': { type: 'string' },
+        hosts: { type: 'boolean' }, 'ec2-role': { type: 'string' }, anchors: { type: 'string' },
       },
     });
   } catch (err) {
@@ -144,7 +145,12 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       if (ec2Role !== undefined && (!o.hosts || !EC2_ROLE_TEMPLATE.test(ec2Role))) {
         throw new SetupError('SETUP_USAGE', '--ec2-role goes with --hosts and looks like arn:aws:iam::{account}:role/NAME (as SSHCA_EC2_ROLE)');
       }
-      io.stdout(`${JSON.stringify(iamPolicyFor(keys, o.hosts ? (ec2Role ? { ec2Role } : {}) : undefined), null, 2)}\n`);
+      // --anchors s3://BUCKET/PREFIX/ (as SSHCA_AUDIT_ANCHOR): the bucket in the keys' partition.
+      const anchor = o.anchors === undefined ? undefined : /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/((?:[A-Za-z0-9_-][A-Za-z0-9._-]*\/)*)$/.exec(o.anchors);
+      if (o.anchors !== undefined && !anchor) throw new SetupError('SETUP_USAGE', '--anchors looks like s3://BUCKET/PREFIX/ (as SSHCA_AUDIT_ANCHOR; the prefix ends in /)');
+      const partition = /^arn:([\w-]+):/.exec(keys[0]!.keyArn)?.[1] ?? 'aws';
+      const anchors = anchor ? { bucketArn: `arn:${partition}:s3:::${anchor[1]}`, prefix: anchor[2]! } : undefined;
+      io.stdout(`${JSON.stringify(iamPolicyFor(keys, o.hosts ? (ec2Role ? { ec2Role } : {}) : undefined, anchors), null, 2)}\n`);
       return 0;
     }
     case 'ec2-read-role-policy':

@@ -6,7 +6,7 @@ import { KMS_KEY_SPECS } from '../server/ca/kms-signer.js';
  * sshca uses for each (so a stolen role cannot sign differently);
  * GetPublicKey/DescribeKey in their own statement. Nothing else.
  */
-export function iamPolicyFor(keys: ReadonlyArray<{ keyArn: string; keySpec: string }>, hosts?: HostCertificateAccess): object {
+export function iamPolicyFor(keys: ReadonlyArray<{ keyArn: string; keySpec: string }>, hosts?: HostCertificateAccess, anchors?: AnchorAccess): object {
   const statements: object[] = keys.map((k, i) => {
     const spec = KMS_KEY_SPECS[k.keySpec];
     if (!spec) throw new Error(`key spec ${k.keySpec} is not usable by sshca`);
@@ -25,7 +25,21 @@ export function iamPolicyFor(keys: ReadonlyArray<{ keyArn: string; keySpec: stri
   } else if (hosts) {
     statements.push(EC2_DESCRIBE_INSTANCES);
   }
+  if (anchors) {
+    // Write-once anchors under one prefix (docs/audit.md, "Anchors"): no delete, no bucket configuration.
+    // s3:PutObjectRetention: each PUT carries COMPLIANCE retention headers.
+    statements.push({ Sid: 'SshcaAnchorObjects', Effect: 'Allow', Action: ['s3:PutObject', 's3:GetObject', 's3:PutObjectRetention'], Resource: `${anchors.bucketArn}/${anchors.prefix}*` });
+    statements.push({ Sid: 'SshcaAnchorList', Effect: 'Allow', Action: 's3:ListBucket', Resource: anchors.bucketArn, Condition: { StringLike: { 's3:prefix': `${anchors.prefix}*` } } });
+  }
   return { Version: '2012-10-17', Statement: statements };
+}
+
+/** The audit anchor bucket (SSHCA_AUDIT_ANCHOR=s3://BUCKET/PREFIX/). */
+export interface AnchorAccess {
+  /** `arn:<partition>:s3:::BUCKET` */
+  readonly bucketArn: string;
+  /** '' or ending in '/'. */
+  readonly prefix: string;
 }
 
 /** Host certificates (issue 12): how the server may ask EC2 about instances. */

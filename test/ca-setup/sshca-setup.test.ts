@@ -72,6 +72,16 @@ t.test('create is idempotent by alias; export, check and policy work on the key'
   t.same(JSON.parse((await setup(kms, ['ec2-read-role-policy'])).stdout).Statement, [{ Sid: 'SshcaDescribeInstances', Effect: 'Allow', Action: 'ec2:DescribeInstances', Resource: '*' }]);
   t.equal((await setup(kms, ['policy', '--key', host.keyArn, '--ec2-role', 'arn:aws:iam::{account}:role/X'])).code, 2, '--ec2-role needs --hosts');
   t.equal((await setup(kms, ['policy', '--key', host.keyArn, '--hosts', '--ec2-role', 'arn:aws:iam::123456789012:role/X'])).code, 2, '--ec2-role needs {account}');
+
+  // Audit anchors: write, read and retain under the prefix, list it; never delete.
+  const anchors = JSON.parse((await setup(kms, ['policy', '--key', host.keyArn, '--anchors', 's3://corp-sshca-anchors/audit-anchors/'])).stdout);
+  t.same(anchors.Statement.slice(2), [
+    { Sid: 'SshcaAnchorObjects', Effect: 'Allow', Action: ['s3:PutObject', 's3:GetObject', 's3:PutObjectRetention'], Resource: 'arn:aws:s3:::corp-sshca-anchors/audit-anchors/*' },
+    { Sid: 'SshcaAnchorList', Effect: 'Allow', Action: 's3:ListBucket', Resource: 'arn:aws:s3:::corp-sshca-anchors', Condition: { StringLike: { 's3:prefix': 'audit-anchors/*' } } },
+  ]);
+  for (const bad of ['s3://corp-sshca-anchors/audit-anchors', 'https://corp-sshca-anchors/', 's3://Bad_Bucket/']) {
+    t.equal((await setup(kms, ['policy', '--key', host.keyArn, '--anchors', bad])).code, 2, `--anchors ${bad}: usage`);
+  }
 });
 
 t.test('clear errors for missing credentials, wrong credentials, missing keys and bad usage', async (t) => {

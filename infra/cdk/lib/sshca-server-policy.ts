@@ -4,7 +4,7 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { iamPolicyFor, type HostCertificateAccess } from '../../../ca-setup/iam-policy.js';
+import { iamPolicyFor, type AnchorAccess, type HostCertificateAccess } from '../../../ca-setup/iam-policy.js';
 import type { SshcaKey } from './sshca-keys.js';
 
 export interface SshcaServerPolicyProps {
@@ -13,11 +13,13 @@ export interface SshcaServerPolicyProps {
   readonly keys: readonly SshcaKey[];
   /** Host certificates: EC2 read access of the server's own account, or `sts:AssumeRole` of SSHCA_EC2_ROLE. */
   readonly hosts: HostCertificateAccess;
+  /** The audit anchor bucket and prefix (`sshca-setup policy --anchors`). */
+  readonly anchors?: AnchorAccess;
 }
 
 /** The policy document `sshca-setup policy --key … --hosts [--ec2-role …]` prints for these keys. */
-export function serverPolicyDocument(keys: readonly SshcaKey[], hosts: HostCertificateAccess): iam.PolicyDocument {
-  const json = iamPolicyFor(keys.map((k) => ({ keyArn: k.key.keyArn, keySpec: k.keySpec })), hosts);
+export function serverPolicyDocument(keys: readonly SshcaKey[], hosts: HostCertificateAccess, anchors?: AnchorAccess): iam.PolicyDocument {
+  const json = iamPolicyFor(keys.map((k) => ({ keyArn: k.key.keyArn, keySpec: k.keySpec })), hosts, anchors);
   // minimize off: the statements stay as sshca-setup prints them (Sids, order), not merged.
   return new iam.PolicyDocument({ statements: (json as { Statement: object[] }).Statement.map((s) => iam.PolicyStatement.fromJson(s)), minimize: false });
 }
@@ -29,7 +31,7 @@ export class SshcaServerPolicy extends Construct {
   constructor(scope: Construct, id: string, props: SshcaServerPolicyProps) {
     super(scope, id);
     this.policy = new iam.Policy(this, 'Policy', {
-      document: serverPolicyDocument(props.keys, props.hosts),
+      document: serverPolicyDocument(props.keys, props.hosts, props.anchors),
       roles: [props.role],
     });
     if (props.hosts.ec2Role) {

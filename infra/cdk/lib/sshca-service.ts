@@ -41,6 +41,8 @@ export interface SshcaServiceProps {
   readonly database: { readonly secret: secretsmanager.ISecret; readonly host: string; readonly port: number; readonly user: string; readonly name: string };
   /** The repository root: the Dockerfile's build context when no `image` is given. */
   readonly repoRoot: string;
+  /** SSHCA_AUDIT_ANCHOR (s3://…) and the retention the server sets on each anchor. */
+  readonly anchors?: { readonly location: string; readonly retentionDays: number };
 }
 
 /** Cluster, task definition, service, load balancer and listeners. */
@@ -240,6 +242,8 @@ function serverEnvironment(props: SshcaServiceProps): Record<string, string> {
     SSHCA_METRICS_PORT: String(METRICS_PORT),
     SSHCA_LOG_LEVEL: 'info',
     ...(settings.ec2Role ? { SSHCA_EC2_ROLE: settings.ec2Role } : {}),
+    // The server's retention per anchor equals the bucket's default: the default only covers objects written without one.
+    ...(props.anchors ? { SSHCA_AUDIT_ANCHOR: props.anchors.location, SSHCA_AUDIT_ANCHOR_RETENTION_DAYS: String(props.anchors.retentionDays) } : {}),
   };
 }
 

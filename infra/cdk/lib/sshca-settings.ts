@@ -59,6 +59,8 @@ export interface SshcaSettings {
   readonly ingressCidrs: readonly string[];
   readonly logRetentionDays: number;
   readonly backupRetentionDays: number;
+  /** The audit anchor bucket's COMPLIANCE retention in days (SSHCA_AUDIT_ANCHOR); 0: no anchor bucket. */
+  readonly anchorRetentionDays: number;
   /** "No successful issuance in N minutes while requests arrive". */
   readonly noIssuanceMinutes: number;
   readonly alarmEmail?: string;
@@ -209,6 +211,7 @@ export function settingsFromContext(node: Context, baseDir: string): SshcaSettin
     ingressCidrs,
     logRetentionDays: int('logRetentionDays', 365, (n) => LOG_RETENTION_DAYS.includes(n), `one of CloudWatch Logs' retention periods (${LOG_RETENTION_DAYS.join(', ')})`),
     backupRetentionDays: int('backupRetentionDays', 7, (n) => Number.isInteger(n) && n >= 7 && n <= 35, 'an integer from 7 to 35'),
+    anchorRetentionDays: int('anchorRetentionDays', 400, (n) => Number.isInteger(n) && (n === 0 || (n >= 1 && n <= 36_500)), 'an integer from 1 to 36500 (days), or 0 for no anchor bucket'),
     noIssuanceMinutes: int('noIssuanceMinutes', 15, (n) => Number.isInteger(n) && n >= 5 && n <= 1440, 'an integer from 5 to 1440'),
     ...(alarmEmail !== undefined ? { alarmEmail } : {}),
     cpu: int('cpu', 512, (n) => [256, 512, 1024, 2048, 4096].includes(n), '256, 512, 1024, 2048 or 4096'),

@@ -1,9 +1,10 @@
 // One sshca deployment: network, keys, database, service, alarms.
-import { Aws, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Stack, Validations, type CfnElement, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
+import { ANCHOR_PREFIX, AuditAnchors } from './audit-anchors.js';
 import { AuditDatabase, DATABASE_NAME, DATABASE_PORT, DATABASE_USER } from './audit-database.js';
 import { SshcaKeys } from './sshca-keys.js';
 import { SshcaNetwork } from './sshca-network.js';
@@ -31,6 +32,8 @@ export class SshcaStack extends Stack {
   readonly service: SshcaService;
   readonly alarms: SshcaAlarms;
   readonly policyParameter: ssm.IStringParameter;
+  /** The audit anchor bucket (absent with anchorRetentionDays=0). */
+  readonly anchors: AuditAnchors | undefined;
 
   constructor(scope: Construct, id: string, props: SshcaStackProps) {
     super(scope, id, { description: 'sshca: SSH certificate authority (ECS Fargate, ALB, Aurora PostgreSQL, KMS)', ...props });
@@ -61,11 +64,20 @@ export class SshcaStack extends Stack {
       checkpointKeySpec: settings.checkpointKeySpec,
       aliasPrefix: settings.keyAliasPrefix,
     });
-    new SshcaServerPolicy(this, 'ServerPolicy', {
+    // The audit chain's head, anchored where the database cannot rewrite it (docs/audit.md, "Anchors").
+    this.anchors = settings.anchorRetentionDays > 0 ? new AuditAnchors(this, 'AuditAnchors', { retentionDays: settings.anchorRetentionDays }) : undefined;
+    const serverPolicy = new SshcaServerPolicy(this, 'ServerPolicy', {
       role: this.taskRole,
       keys: this.keys.all(),
       hosts: settings.ec2Role ? { ec2Role: settings.ec2Role } : {},
+      ...(this.anchors ? { anchors: { bucketArn: this.anchors.bucket.bucketArn, prefix: ANCHOR_PREFIX } } : {}),
     });
+    if (this.anchors) {
+      Validations.of(serverPolicy.policy).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.anchors.bucket.node.defaultChild as CfnElement)}.Arn>/${ANCHOR_PREFIX}*]`,
+        reason: 'Anchors are objects named by sequence number, created over time under one prefix: the server writes and reads them there, and the bucket policy denies every delete and every overwrite',
+      });
+    }
 
     this.database = new AuditDatabase(this, 'AuditDatabase', {
       vpc: this.network.vpc,
@@ -88,6 +100,7 @@ export class SshcaStack extends Stack {
       keys: this.keys,
       stsEndpoints,
       policyParameter: this.policyParameter,
+      ...(this.anchors ? { anchors: { location: this.anchors.location, retentionDays: settings.anchorRetentionDays } } : {}),
       database: { secret: this.database.secret, host: this.database.cluster.clusterEndpoint.hostname, port: DATABASE_PORT, user: DATABASE_USER, name: DATABASE_NAME },
       repoRoot: props.repoRoot,
     });
@@ -112,6 +125,7 @@ export class SshcaStack extends Stack {
     output('CheckpointKeyArn', this.keys.checkpoint.key.keyArn, 'Signs audit checkpoints');
     output('ServiceRoleArn', this.taskRole.roleArn, 'The server role: member accounts\' SSHCA_EC2_ROLE trusts it');
     output('PolicyParameterName', this.policyParameter.parameterName, 'The policy (SSM); change it, then force a new deployment');
+    if (this.anchors) output('AuditAnchorBucket', this.anchors.location, 'SSHCA_AUDIT_ANCHOR: auditors check with aws s3 sync <this> ./anchors && sshca audit verify --anchors ./anchors');
     output('DatabaseSecretArn', this.database.secret.secretArn, 'Aurora credentials');
     output('ClusterName', this.service.service.cluster.clusterName, 'aws ecs update-service --cluster <this> --service <ServiceName> --force-new-deployment');
     output('ServiceName', this.service.service.serviceName, 'The ECS service');

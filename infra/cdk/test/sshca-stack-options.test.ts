@@ -49,6 +49,7 @@ const options = {
   region: 'eu-central-1',
   stackName: 'SshcaProd',
   serverCommand: `node ${dir}/server.mjs`,
+  anchorRetentionDays: 0,
 };
 const app = new App({ context: { ...cdkJsonContext(), ...options } });
 const stack = buildSshcaApp(app);
@@ -57,6 +58,13 @@ const template = Template.fromStack(stack);
 const resources = template.toJSON().Resources as Record<string, Json>;
 const ofType = (type: string) => Object.values(resources).filter((r) => r.Type === type);
 const logicalId = (c: { node: { defaultChild?: unknown } }) => stack.getLogicalId(c.node.defaultChild as never);
+
+t.test('anchorRetentionDays=0: no anchor bucket, no S3 access, no SSHCA_AUDIT_ANCHOR', async (t) => {
+  t.equal(stack.anchors, undefined);
+  t.notOk(ofType('AWS::S3::Bucket').some((b) => b.Properties.ObjectLockEnabled), 'no Object Lock bucket');
+  const env = (ofType('AWS::ECS::TaskDefinition')[0]!.Properties.ContainerDefinitions[0].Environment as Array<{ Name: string }>).map((e) => e.Name);
+  t.notOk(env.includes('SSHCA_AUDIT_ANCHOR'));
+});
 
 t.test('P-256 keys: spec, and Sign only with ECDSA_SHA_256 over a digest', async (t) => {
   const keys = ofType('AWS::KMS::Key').filter((k) => k.Properties.KeyUsage === 'SIGN_VERIFY');
@@ -152,6 +160,10 @@ t.test('context values the server (or AWS) would refuse stop the synth, naming t
   refused({ ingressCidrs: '0.0.0.0/0,::/0' }, /^context ingressCidrs/);
   refused({ vpcEndpoints: 'yes' }, /^context vpcEndpoints/);
   refused({ natGateways: 3 }, /^context natGateways/);
+  refused({ anchorRetentionDays: -1 }, /^context anchorRetentionDays/);
+  refused({ anchorRetentionDays: 40_000 }, /^context anchorRetentionDays/);
+  t.equal(settings({}).anchorRetentionDays, 400, 'anchors by default, for 400 days');
+  t.equal(settings({ anchorRetentionDays: 0 }).anchorRetentionDays, 0);
   const defaults = settings({});
   t.match(defaults, { domain: 'sshca.example.com', audience: 'https://sshca.example.com', replicas: 2, caKeySpec: 'ECC_NIST_EDWARDS25519', checkpointKeySpec: 'ECC_NIST_EDWARDS25519', policy: { kind: 'starter' }, vpcEndpoints: false, natGateways: 2 });
   t.match(settings({ policy: 'ssm:/sshca/policy' }).policy, { kind: 'ssm', parameterName: '/sshca/policy' });

@@ -8,6 +8,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnElement } from 'aws-cdk-lib';
 import t from 'tap';
 import { iamPolicyFor } from '../../../ca-setup/iam-policy.js';
+import { ANCHOR_PREFIX } from '../lib/audit-anchors.js';
 import { ALARMS } from '../lib/sshca-alarms.js';
 import { buildSshcaApp, cdkJsonContext } from '../lib/sshca-app.js';
 import { METRICS_PORT, SERVER_PORT } from '../lib/sshca-service.js';
@@ -70,12 +71,10 @@ t.test('key policies: only the service role signs, with sshca\'s algorithm; the 
 });
 
 t.test('the service role has exactly the statements iamPolicyFor (sshca-setup policy) produces', async (t) => {
-  const placeholders = ['USER_CA_ARN', 'HOST_CA_ARN', 'CHECKPOINT_ARN'];
   const keys = stack.keys.all();
-  const expected = JSON.parse(
-    JSON.stringify(iamPolicyFor(keys.map((k, i) => ({ keyArn: placeholders[i]!, keySpec: k.keySpec })), {})),
-    (_k, v: unknown) => (typeof v === 'string' && placeholders.includes(v) ? arnOf(keys[placeholders.indexOf(v)]!.key) : v),
-  ) as Json;
+  // The same function sshca-setup policy prints with, given the stack's key and bucket ARNs (resolved as CloudFormation references).
+  const expected = stack.resolve(iamPolicyFor(keys.map((k) => ({ keyArn: k.key.keyArn, keySpec: k.keySpec })), {}, { bucketArn: stack.anchors!.bucket.bucketArn, prefix: ANCHOR_PREFIX })) as Json;
+  t.same(expected.Statement[0].Resource, arnOf(keys[0]!.key), 'key ARNs are references to the stack\'s keys');
   const attached = ofType('AWS::IAM::Policy').filter(([, p]) => (p.Properties.Roles as Json[]).some((r) => r.Ref === taskRoleId));
   t.equal(attached.length, 1, 'one policy on the service role');
   t.same(attached[0]![1].Properties.PolicyDocument, expected, 'statement by statement: Sid, actions, resources, conditions');
@@ -209,4 +208,33 @@ t.test('alarms on the SNS topic: 5xx rate, STS/KMS unavailable, KMS throttling, 
   t.equal(byName('NoIssuance').Metrics.find((m: Json) => m.Id === 'requests').MetricStat.Period, 15 * 60, 'over noIssuanceMinutes (15)');
   t.match(JSON.stringify(byName('LoadBalancer5xxRate').Metrics), /HTTPCode_Target_5XX_Count.*HTTPCode_ELB_5XX_Count|HTTPCode_ELB_5XX_Count.*HTTPCode_Target_5XX_Count/);
   template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+});
+
+t.test('the audit anchor bucket: Object Lock in COMPLIANCE mode, deletes and overwrites denied to everyone, the server writes only its prefix', async (t) => {
+  const [bucketId, bucket] = ofType('AWS::S3::Bucket').find(([id]) => id === logicalId(stack.anchors!.bucket))!;
+  t.match(bucket.Properties, {
+    ObjectLockEnabled: true,
+    ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 400 } } },
+    VersioningConfiguration: { Status: 'Enabled' },
+    PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+  });
+  t.equal(bucket.DeletionPolicy, 'Retain');
+  const policy = ofType('AWS::S3::BucketPolicy').find(([, p]) => p.Properties.Bucket.Ref === bucketId)![1];
+  const statements = policy.Properties.PolicyDocument.Statement as Json[];
+  const deny = (sid: string) => statements.find((s) => s.Sid === sid)!;
+  t.match(deny('AnchorsAreNeverDeleted'), { Effect: 'Deny', Principal: { AWS: '*' } });
+  t.same([deny('AnchorsAreNeverDeleted').Action].flat().sort(), ['s3:BypassGovernanceRetention', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:PutBucketObjectLockConfiguration']);
+  t.match(deny('AnchorsAreNeverReplaced'), { Effect: 'Deny', Principal: { AWS: '*' }, Action: 's3:PutObject', Condition: { Null: { 's3:if-none-match': 'true' } } });
+  t.ok(statements.some((s) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false'), 'TLS only');
+
+  const serverPolicy = ofType('AWS::IAM::Policy').find(([, p]) => (p.Properties.Roles as Json[]).some((r) => r.Ref === taskRoleId))![1];
+  const s3Statements = (serverPolicy.Properties.PolicyDocument.Statement as Json[]).filter((s) => [s.Action].flat().some((a: string) => a.startsWith('s3:')));
+  t.same(s3Statements.map((s) => [s.Sid, [s.Action].flat()]), [['SshcaAnchorObjects', ['s3:PutObject', 's3:GetObject', 's3:PutObjectRetention']], ['SshcaAnchorList', ['s3:ListBucket']]], 'write, read and retain anchors; list; never delete');
+  t.match(JSON.stringify(s3Statements[0]!.Resource), new RegExp(`/${ANCHOR_PREFIX}\\*`), 'objects under the prefix only');
+  t.same(s3Statements[1]!.Condition, { StringLike: { 's3:prefix': `${ANCHOR_PREFIX}*` } }, 'listing under the prefix only');
+
+  const container = ofType('AWS::ECS::TaskDefinition')[0]![1].Properties.ContainerDefinitions[0];
+  const env = Object.fromEntries((container.Environment as Array<{ Name: string; Value: unknown }>).map((e) => [e.Name, e.Value]));
+  t.same(env.SSHCA_AUDIT_ANCHOR, { 'Fn::Join': ['', ['s3://', { Ref: bucketId }, `/${ANCHOR_PREFIX}`]] }, 'SSHCA_AUDIT_ANCHOR names the bucket and prefix');
+  t.equal(env.SSHCA_AUDIT_ANCHOR_RETENTION_DAYS, '400');
 });
