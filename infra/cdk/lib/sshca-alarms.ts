@@ -42,6 +42,14 @@ export const LOG_METRICS = {
     logs.FilterPattern.stringValue('$.msg', '=', 'refusal could not be recorded'),
     logs.FilterPattern.stringValue('$.msg', '=', 'refusal summary could not be recorded; its counts are kept'),
   ),
+  // The chain head could not be anchored (server/audit/anchor-publisher.ts,
+  // main.ts): the anchor store refuses or is unreachable, or the chain
+  // disagrees with its anchors (records deleted or rewritten).
+  AuditAnchorFailed: logs.FilterPattern.any(
+    logs.FilterPattern.stringValue('$.msg', '=', 'audit anchor not published'),
+    logs.FilterPattern.stringValue('$.msg', '=', 'audit anchoring refused: the chain disagrees with its published anchors'),
+    logs.FilterPattern.stringValue('$.msg', '=', 'the audit chain disagrees with its published anchors; nothing new is anchored'),
+  ),
   CertificatesIssued: logs.FilterPattern.stringValue('$.msg', '=', 'certificate issued'),
   CertificateRequests: logs.FilterPattern.all(
     logs.FilterPattern.stringValue('$.msg', '=', 'incoming request'),
@@ -50,7 +58,7 @@ export const LOG_METRICS = {
 } as const;
 
 /** Alarm name suffixes; the tests and docs/deploy.md refer to them. */
-export const ALARMS = ['LoadBalancer5xxRate', 'StsUnavailable', 'KmsUnavailable', 'KmsThrottling', 'AuditAppendFailures', 'NoIssuance', 'UnhealthyTargets'] as const;
+export const ALARMS = ['LoadBalancer5xxRate', 'StsUnavailable', 'KmsUnavailable', 'KmsThrottling', 'AuditAppendFailures', 'AuditAnchorFailures', 'NoIssuance', 'UnhealthyTargets'] as const;
 
 /** The alarm topic (encrypted) and every alarm. */
 export class SshcaAlarms extends Construct {
@@ -124,6 +132,14 @@ export class SshcaAlarms extends Construct {
       KmsUnavailable: alarm('KmsUnavailable', logMetric('KmsUnavailable', fiveMinutes), 5, 'Requests failed because KMS could not sign (log code UNAVAILABLE_KMS*: disabled key, access denied, throttling, network); docs/ca-keys.md "When KMS fails".'),
       KmsThrottling: alarm('KmsThrottling', logMetric('KmsThrottled', fiveMinutes), 1, 'KMS throttled kms:Sign after the SDK\'s retries (log code UNAVAILABLE_KMS_THROTTLED): the account\'s Sign quota is exhausted; raise it or spread the load.'),
       AuditAppendFailures: alarm('AuditAppendFailures', logMetric('AuditAppendFailed', fiveMinutes), 1, 'The audit store could not be written (log code UNAVAILABLE_STORE, or a refusal could not be recorded): no certificate is issued without its record.'),
+      AuditAnchorFailures: alarm(
+        'AuditAnchorFailures',
+        logMetric('AuditAnchorFailed', fiveMinutes),
+        1,
+        'The audit chain head was not anchored in 2 of the last 3 five-minute periods: the anchor bucket refuses or is unreachable, or the chain disagrees with its anchors (AUDIT_TRUNCATED: records deleted). docs/runbook.md.',
+        3,
+        2,
+      ),
       NoIssuance: alarm(
         'NoIssuance',
         new cloudwatch.MathExpression({

@@ -192,7 +192,7 @@ t.test('the starter policy names this account and validates with the server\'s p
   t.same(policy.hosts?.accounts, ['111122223333']);
 });
 
-t.test('alarms on the SNS topic: 5xx rate, STS/KMS unavailable, KMS throttling, audit append, no issuance', async (t) => {
+t.test('alarms on the SNS topic: 5xx rate, STS/KMS unavailable, KMS throttling, audit append, audit anchoring, no issuance', async (t) => {
   const alarms = ofType('AWS::CloudWatch::Alarm');
   t.equal(alarms.length, ALARMS.length);
   const topic = ofType('AWS::SNS::Topic')[0]![0];
@@ -202,6 +202,10 @@ t.test('alarms on the SNS topic: 5xx rate, STS/KMS unavailable, KMS throttling, 
     t.ok(patterns.some((p) => p.includes(`$.code = "${code}"`)), `a metric filter counts ${code}`);
   }
   t.ok(patterns.some((p) => p.includes('$.msg = "certificate issued"')), 'issuances are counted');
+  for (const msg of ['audit anchor not published', 'audit anchoring refused: the chain disagrees with its published anchors']) {
+    t.ok(patterns.some((p) => p.includes(`$.msg = "${msg}"`)), `anchor failures are counted: ${msg}`);
+    t.ok(readFileSync(join(import.meta.dirname, '..', '..', '..', 'server', 'audit', 'anchor-publisher.ts'), 'utf8').includes(`'${msg}'`), `the publisher logs exactly "${msg}"`);
+  }
   t.ok(patterns.some((p) => p.includes('$.req.url = "/v1/certs/*"')), 'certificate requests are counted');
   const byName = (name: string) => alarms.find(([id]) => id.startsWith(`Alarms${name}`))![1].Properties;
   t.match(JSON.stringify(byName('NoIssuance').Metrics), /IF\(FILL\(requests, 0\) >= 3 AND FILL\(issued, 0\) == 0, 1, 0\)/);
