@@ -118,3 +118,23 @@ t.test('the checkpoint key: kms:<ARN>, file:<path>, or a bare absolute path', as
   t.same(checkpointKey('file:/etc/sshca/checkpoint.pem'), { kind: 'file', path: '/etc/sshca/checkpoint.pem' });
   for (const bad of ['checkpoint.pem', 'kms:not-an-arn', 'vault:x']) t.throws(() => loadConfig([], { ...prodEnv, SSHCA_CHECKPOINT_KEY: bad }, 's', '/'), { code: 'CONFIG_INVALID' }, bad);
 });
+
+t.test('audit anchors: dev anchors in its data dir, production nowhere unless told; directory, S3 or off', async (t) => {
+  t.same(loadConfig(['--dev', '--data-dir', 'd'], {}, 'erin', '/srv').anchor, { kind: 'directory', path: '/srv/d/anchors', intervalMs: 300_000 }, 'dev: <data dir>/anchors, every 5 minutes');
+  t.equal(loadConfig(['--dev'], { SSHCA_AUDIT_ANCHOR: 'off' }, 'erin', '/srv').anchor, undefined, 'off');
+  t.equal(loadConfig([], prodEnv, 'sshca', '/').anchor, undefined, 'production: none unless configured');
+  const anchorOf = (env: Record<string, string>) => loadConfig([], { ...prodEnv, ...env }, 'sshca', '/').anchor;
+  t.same(anchorOf({ SSHCA_AUDIT_ANCHOR: 's3://corp-anchors/sshca/prod' }), { kind: 's3', bucket: 'corp-anchors', prefix: 'sshca/prod/', retentionDays: 365, intervalMs: 300_000 }, 'a prefix always ends in /');
+  t.same(anchorOf({ SSHCA_AUDIT_ANCHOR: 's3://corp-anchors', SSHCA_AUDIT_ANCHOR_RETENTION_DAYS: '400', SSHCA_AUDIT_ANCHOR_INTERVAL_SECONDS: '60', SSHCA_S3_ENDPOINT: 'https://bucket.vpce-0123.s3.eu-west-1.vpce.amazonaws.com' }), {
+    kind: 's3', bucket: 'corp-anchors', prefix: '', retentionDays: 400, endpoint: 'https://bucket.vpce-0123.s3.eu-west-1.vpce.amazonaws.com', intervalMs: 60_000,
+  });
+  t.same(anchorOf({ SSHCA_AUDIT_ANCHOR: 'dir:/var/lib/sshca/anchors' }), { kind: 'directory', path: '/var/lib/sshca/anchors', intervalMs: 300_000 });
+  for (const [name, env] of [
+    ['a relative directory', { SSHCA_AUDIT_ANCHOR: 'anchors' }],
+    ['an interval under 5 s', { SSHCA_AUDIT_ANCHOR: '/a', SSHCA_AUDIT_ANCHOR_INTERVAL_SECONDS: '1' }],
+    ['a retention of 0 days', { SSHCA_AUDIT_ANCHOR: 's3://b-1/', SSHCA_AUDIT_ANCHOR_RETENTION_DAYS: '0' }],
+    ['an S3 endpoint with a path', { SSHCA_AUDIT_ANCHOR: 's3://b-1/', SSHCA_S3_ENDPOINT: 'https://s3.example.com/x' }],
+  ] as const) {
+    t.throws(() => anchorOf(env), { code: 'CONFIG_INVALID' }, name);
+  }
+});
