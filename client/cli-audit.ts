@@ -123,7 +123,8 @@ export async function runAudit(args: readonly string[], io: CommandIo): Promise<
       io.stdout(`verified ${outcome.count} records${range}; head signed at ${outcome.headAt}\n`);
       const a = outcome.anchors;
       if (a) {
-        io.stdout(a.newest ? `anchors: ${a.checked} checked${a.skipped ? `, ${a.skipped} outside this export` : ''}; newest: record #${a.newest.seq} at ${a.newest.at} (${a.source})\n` : `anchors: none found at ${a.source}\n`);
+        const outside = a.skipped ? `, ${a.skipped} outside this export` : '';
+        io.stdout(a.newest ? `anchors: ${a.checked} checked${outside}; newest: record #${a.newest.seq} at ${a.newest.at} (${a.source})\n` : a.skipped ? `anchors: none inside this export${outside} (${a.source})\n` : `anchors: none found at ${a.source}\n`);
       } else if (!o.file) io.stdout('anchors: this server anchors its chain nowhere (SSHCA_AUDIT_ANCHOR): deleting the newest records would go unnoticed\n');
     }
     return EXIT.ok;
